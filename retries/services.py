@@ -1,0 +1,1053 @@
+"""State changes of attempts and native runs (rules 1-6 and 9 of DESIGN.md).
+
+Every function here is one ``transaction.atomic()`` that locks its rows with
+``select_for_update()`` in the fixed order task -> attempt -> native run (the
+plan row, when its status is refreshed, comes last), re-checks that the
+transition is allowed on the locked rows, saves only the fields it changed,
+appends its ledger events and enqueues Celery work with ``on_commit``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import datetime as dt
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from missioncontrol.errors import ServiceError, invalid, not_found
+from planning.ledger import ATTEMPT_STATUS_EVENTS, ledger_append
+from planning.models import Agent, Event, PlanningTask
+from planning.services import agent_get, plan_refresh, task_clear_inconsistency_fields, task_status_set
+
+from . import dispatch
+from .models import Attempt, IdempotencyKey, NativeRun, PhaseOutcome, RetiredNativeId
+
+TS = PlanningTask.Status
+AS = Attempt.Status
+RS = NativeRun.Status
+
+# Attempt status -> the task status it projects to.
+TASK_STATUS_FOR_ATTEMPT = {
+    AS.PENDING: TS.LAUNCH_REQUESTED,
+    AS.LAUNCHING: TS.LAUNCH_REQUESTED,
+    AS.RUNNING: TS.RUNNING,
+    AS.SUCCEEDED: TS.SUCCEEDED,
+    AS.FAILED: TS.FAILED,
+    AS.CANCELLED: TS.CANCELLED,
+}
+# Native run status -> the attempt status it moves a bound attempt to.
+ATTEMPT_STATUS_FOR_RUN = {
+    RS.QUEUED: AS.LAUNCHING,
+    RS.RUNNING: AS.RUNNING,
+    RS.SUCCEEDED: AS.SUCCEEDED,
+    RS.FAILED: AS.FAILED,
+    RS.CANCELLED: AS.CANCELLED,
+}
+
+
+@dataclass
+class AttemptResult:
+    """What a launch, rerun or repair returns. ``replayed`` is true when an
+    idempotency key matched an earlier request: nothing was created and
+    ``stored_status``/``stored_body`` hold the first response if recorded."""
+
+    attempt: Attempt
+    created: bool
+    replayed: bool = False
+    idempotency: IdempotencyKey | None = None
+    stored_status: int | None = None
+    stored_body: Any = None
+
+
+# --- Locking helpers -------------------------------------------------------------
+
+
+def _lock_task(*, slug: str | None = None, task_id: int | None = None) -> PlanningTask:
+    qs = PlanningTask.objects.select_for_update(of=("self",)).select_related(
+        "procedure", "project__owner", "plan", "assignee"
+    )
+    task = qs.filter(slug=slug).first() if slug is not None else qs.filter(id=task_id).first()
+    if task is None:
+        raise not_found("task", slug if slug is not None else str(task_id))
+    return task
+
+
+def _lock_current_attempt(task: PlanningTask) -> Attempt | None:
+    return (
+        Attempt.objects.select_for_update(of=("self",))
+        .select_related("requested_assignee")
+        .filter(task_id=task.id, superseded_at__isnull=True)
+        .first()
+    )
+
+
+# Batches defer plan refreshes to their end so that no plan row is locked
+# before a later task row (that would break the lock order and could deadlock).
+_deferred_plans: contextvars.ContextVar[set | None] = contextvars.ContextVar("deferred_plans", default=None)
+
+
+@contextmanager
+def deferred_plan_refresh() -> Iterator[None]:
+    pending: set = set()
+    token = _deferred_plans.set(pending)
+    try:
+        yield
+        for plan_id in sorted(pending, key=str):
+            plan_refresh(plan_id=plan_id)
+    finally:
+        _deferred_plans.reset(token)
+
+
+def _refresh_plan(task: PlanningTask, actor: str) -> None:
+    if task.plan_id is None:
+        return
+    pending = _deferred_plans.get()
+    if pending is not None:
+        pending.add(task.plan_id)
+    else:
+        plan_refresh(plan_id=task.plan_id, actor=actor)
+
+
+def _save_task(task: PlanningTask, fields: list[str], actor: str) -> None:
+    if not fields:
+        return
+    task.save(update_fields=[*dict.fromkeys(fields), "updated_at"])
+    if "status" in fields:
+        _refresh_plan(task, actor)
+
+
+def _attempt_status_set(
+    attempt: Attempt, status: str, *, actor: str, now: dt.datetime, data: dict | None = None
+) -> list[str]:
+    """Forward-only move of a locked attempt. A repeat is a no-op; a move
+    backwards or out of a terminal status is refused by returning no fields
+    (the caller records the late report)."""
+    if attempt.status == status:
+        return []
+    if attempt.is_terminal or Attempt.RANK[status] <= Attempt.RANK[attempt.status]:
+        return []
+    old = attempt.status
+    attempt.status = status
+    fields = ["status"]
+    if status == AS.RUNNING and attempt.started_at is None:
+        attempt.started_at = now
+        fields.append("started_at")
+    if status in Attempt.TERMINAL:
+        attempt.finished_at = now
+        fields.append("finished_at")
+    ledger_append(
+        type="attempt.status_changed",
+        actor=actor,
+        task_id=attempt.task_id,
+        attempt_id=attempt.id,
+        data={"from": old, "status": status, **(data or {})},
+        at=now,
+    )
+    return fields
+
+
+def _project_task(task: PlanningTask, attempt: Attempt, *, actor: str) -> list[str]:
+    """The task's status follows its current attempt's."""
+    return task_status_set(task, TASK_STATUS_FOR_ATTEMPT[attempt.status], actor=actor, data={"attempt": attempt.number})
+
+
+def _set_failure(attempt: Attempt, *, kind: str, phase: str | None, message: str) -> list[str]:
+    attempt.failure_kind = kind
+    attempt.failure_phase = phase
+    attempt.failure_message = message
+    return ["failure_kind", "failure_phase", "failure_message"]
+
+
+# --- Idempotency -----------------------------------------------------------------
+
+
+def _fingerprint(action: str, payload: dict[str, Any]) -> str:
+    raw = json.dumps({"action": action, **payload}, sort_keys=True, default=str)
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def _idempotency_lookup(task: PlanningTask, key: str | None, fingerprint: str, now: dt.datetime) -> AttemptResult | None:
+    """Called with the task row locked, so concurrent requests with one key
+    queue here and the second one sees the first one's record."""
+    if not key:
+        return None
+    record = IdempotencyKey.objects.select_related("attempt").filter(task_id=task.id, key=key).first()
+    if record is None:
+        return None
+    if record.created_at < now - dt.timedelta(seconds=settings.IDEMPOTENCY_KEY_TTL_SECONDS):
+        record.delete()
+        return None
+    if record.fingerprint != fingerprint:
+        raise ServiceError(
+            "idempotency_key_reused",
+            "This Idempotency-Key was already used for this task with a different request.",
+            status=422,
+        )
+    return AttemptResult(
+        attempt=record.attempt,
+        created=False,
+        replayed=True,
+        idempotency=record,
+        stored_status=record.response_status,
+        stored_body=record.response_body,
+    )
+
+
+def idempotency_store_response(*, record: IdempotencyKey, status: int, body: Any) -> None:
+    """Keep the first response for a keyed request. Call it inside the same
+    transaction as the request's service so that a concurrent repeat, queued
+    on the task lock, finds the response."""
+    record.response_status = status
+    record.response_body = body
+    record.save(update_fields=["response_status", "response_body"])
+
+
+def idempotency_keys_expire(*, now: dt.datetime | None = None) -> int:
+    now = now or timezone.now()
+    cutoff = now - dt.timedelta(seconds=settings.IDEMPOTENCY_KEY_TTL_SECONDS)
+    deleted, _ = IdempotencyKey.objects.filter(created_at__lt=cutoff).delete()
+    return deleted
+
+
+# --- Attempts: launch, rerun, retry, repair, cancel ---------------------------------
+
+
+def _retire_native_ids(task: PlanningTask, attempts: list[Attempt], now: dt.datetime) -> list[str]:
+    """Retire every native id linked to these attempts, including those of
+    native runs bound to them: none of them may ever bind again (rule 2)."""
+    pairs: dict[tuple[str, str], Attempt] = {}
+    by_id = {a.id: a for a in attempts}
+    for attempt in attempts:
+        if attempt.native_task_id:
+            pairs.setdefault((RetiredNativeId.Kind.TASK, attempt.native_task_id), attempt)
+        if attempt.native_run_id:
+            pairs.setdefault((RetiredNativeId.Kind.RUN, attempt.native_run_id), attempt)
+    for attempt_id, native_task_id, native_run_id in NativeRun.objects.filter(
+        attempt_id__in=list(by_id)
+    ).values_list("attempt_id", "native_task_id", "native_run_id"):
+        pairs.setdefault((RetiredNativeId.Kind.TASK, native_task_id), by_id[attempt_id])
+        pairs.setdefault((RetiredNativeId.Kind.RUN, native_run_id), by_id[attempt_id])
+    if not pairs:
+        return []
+    RetiredNativeId.objects.bulk_create(
+        [
+            RetiredNativeId(kind=kind, value=value, task_id=task.id, attempt_id=attempt.id, retired_at=now)
+            for (kind, value), attempt in pairs.items()
+        ],
+        ignore_conflicts=True,
+    )
+    return sorted(value for _, value in pairs)
+
+
+def _resolve_assignee(
+    task: PlanningTask, previous: Attempt | None, explicit: Agent | None
+) -> Agent | None:
+    # Rule 3: explicit choice ?? previous frozen ?? task assignee ?? project owner,
+    # decided once, here.
+    if explicit is not None:
+        return explicit
+    if previous is not None and previous.requested_assignee_id is not None:
+        return previous.requested_assignee
+    return task.assignee or task.project.owner
+
+
+def _passed_phases_since_fresh_start(task: PlanningTask) -> set[str]:
+    """Phases passed by the attempts of the current chain: the latest
+    operator-started attempt (initial, rerun or repair) and the automatic
+    retries after it. Those passes are durable progress (rule 6)."""
+    chain_start = (
+        Attempt.objects.filter(task_id=task.id, imported=False)
+        .exclude(kind=Attempt.Kind.RETRY)
+        .order_by("-number")
+        .values_list("number", flat=True)
+        .first()
+    )
+    if chain_start is None:
+        return set()
+    return set(
+        PhaseOutcome.objects.filter(
+            attempt__task_id=task.id, attempt__number__gte=chain_start, outcome=PhaseOutcome.Outcome.PASSED
+        ).values_list("phase", flat=True)
+    )
+
+
+def first_unpassed_phase(phases: list[str], passed: set[str]) -> str | None:
+    for phase in phases:
+        if phase not in passed:
+            return phase
+    return None
+
+
+def _start_attempt(
+    task: PlanningTask,
+    *,
+    kind: str,
+    actor: str,
+    reason: str,
+    explicit_assignee: Agent | None,
+    resume_phase: str | None,
+    now: dt.datetime,
+    retire_all: bool = False,
+    event_data: dict | None = None,
+) -> Attempt:
+    """Rule 1: one transaction (the caller holds the task lock) supersedes the
+    current attempt, retires its native ids, creates the new attempt and
+    moves the task to launch_requested. The launch is enqueued after commit."""
+    previous = _lock_current_attempt(task)
+    new_id = uuid.uuid4()
+    number = task.attempt_count + 1
+    if previous is not None:
+        if not previous.is_terminal:
+            # An active attempt being replaced is cancelled, and its executor told so.
+            fields = _attempt_status_set(
+                previous, AS.CANCELLED, actor=actor, now=now, data={"reason": "superseded"}
+            )
+            fields += _set_failure(previous, kind="superseded", phase=None, message=f"Superseded by attempt #{number}.")
+            previous.save(update_fields=fields)
+            dispatch.cancel_after_commit(attempt_id=previous.id, executor=task.procedure.executor)
+    if retire_all:
+        to_retire = list(Attempt.objects.select_for_update(of=("self",)).filter(task_id=task.id))
+        _restore_attempts_from_ledger(task, to_retire, actor=actor, now=now)
+        # A damaged counter must not make the new number collide.
+        number = max([a.number for a in to_retire], default=0) + 1
+    else:
+        to_retire = [previous] if previous is not None else []
+    retired = _retire_native_ids(task, to_retire, now)
+    if previous is not None:
+        # The new attempt's id is assigned before it exists; the foreign key is
+        # checked at commit (deferred), when both rows are in place.
+        previous.superseded_at = now
+        previous.superseded_by_id = new_id
+        previous.save(update_fields=["superseded_at", "superseded_by"])
+        ledger_append(
+            type="attempt.superseded",
+            actor=actor,
+            task_id=task.id,
+            attempt_id=previous.id,
+            data={"number": previous.number, "superseded_by": new_id, "retired_native_ids": retired},
+            at=now,
+        )
+    assignee = _resolve_assignee(task, previous, explicit_assignee)
+    attempt = Attempt.objects.create(
+        id=new_id,
+        task=task,
+        number=number,
+        kind=kind,
+        status=AS.PENDING,
+        requested_by=actor,
+        requested_at=now,
+        reason=reason,
+        requested_assignee=assignee,
+        resume_phase=resume_phase,
+    )
+    ledger_append(
+        type="attempt.requested",
+        actor=actor,
+        task_id=task.id,
+        plan_id=task.plan_id,
+        attempt_id=attempt.id,
+        data={
+            "number": number,
+            "kind": kind,
+            "status": AS.PENDING,
+            "reason": reason,
+            "requested_assignee": assignee.name if assignee else None,
+            "resume_phase": resume_phase,
+            "supersedes": previous.id if previous else None,
+            **(event_data or {}),
+        },
+        at=now,
+    )
+    task.attempt_count = (len(to_retire) + 1) if retire_all else number
+    fields = ["attempt_count", *task_status_set(task, TS.LAUNCH_REQUESTED, actor=actor, data={"attempt": number})]
+    if kind == Attempt.Kind.REPAIR:
+        fields += task_clear_inconsistency_fields(task)
+    _save_task(task, fields, actor)
+    dispatch.launch_after_commit(attempt_id=attempt.id, executor=task.procedure.executor)
+    return attempt
+
+
+def _restore_attempts_from_ledger(task: PlanningTask, attempts: list[Attempt], *, actor: str, now: dt.datetime) -> None:
+    """Part of a repair: an attempt row whose status disagrees with the ledger
+    is put back to what the ledger says, and the correction is itself a fact."""
+    ledger = {}
+    for event in Event.objects.filter(
+        attempt_id__in=[a.id for a in attempts], type__in=ATTEMPT_STATUS_EVENTS
+    ).order_by("id").values("attempt_id", "data"):
+        ledger[event["attempt_id"]] = event["data"].get("status")
+    for attempt in attempts:
+        truth = ledger.get(attempt.id)
+        if truth is None or truth == attempt.status:
+            continue
+        ledger_append(
+            type="attempt.status_restored",
+            actor=actor,
+            task_id=task.id,
+            attempt_id=attempt.id,
+            data={"row_status": attempt.status, "ledger_status": truth},
+            at=now,
+        )
+        attempt.status = truth
+        attempt.save(update_fields=["status"])
+
+
+def _check_reason(reason: str | None) -> str:
+    if reason is None or not str(reason).strip():
+        raise invalid({"reason": ["Give a reason: it is kept in the ledger."]})
+    return str(reason).strip()
+
+
+def _check_consistent(task: PlanningTask) -> None:
+    if task.inconsistent_since is not None:
+        raise ServiceError(
+            "inconsistent",
+            f"Task {task.slug} disagrees with its ledger ({task.inconsistency}); repair it first.",
+        )
+
+
+def _plan_is_paused(task: PlanningTask) -> bool:
+    return task.plan is not None and task.plan.paused_at is not None
+
+
+def _record_key(task: PlanningTask, key: str | None, fingerprint: str, attempt: Attempt, now: dt.datetime) -> IdempotencyKey | None:
+    if not key:
+        return None
+    return IdempotencyKey.objects.create(task=task, key=key, fingerprint=fingerprint, attempt=attempt, created_at=now)
+
+
+def task_launch(*, slug: str, actor: str, idempotency_key: str | None = None) -> AttemptResult:
+    """From draft: create attempt 1."""
+    now = timezone.now()
+    fingerprint = _fingerprint("launch", {})
+    with transaction.atomic():
+        task = _lock_task(slug=slug)
+        replay = _idempotency_lookup(task, idempotency_key, fingerprint, now)
+        if replay:
+            return replay
+        if task.status != TS.DRAFT:
+            current = _lock_current_attempt(task)
+            if task.status == TS.LAUNCH_REQUESTED and current is not None and current.kind == Attempt.Kind.INITIAL:
+                # Launching again what is already launched is a no-op.
+                return AttemptResult(attempt=current, created=False)
+            raise ServiceError(
+                "already_launched", f"Task {slug} was launched already; use rerun or repair.", status=409
+            )
+        _check_consistent(task)
+        if _plan_is_paused(task):
+            raise ServiceError("plan_paused", f"The plan of {slug} is paused after a failure; resume it first.")
+        attempt = _start_attempt(
+            task,
+            kind=Attempt.Kind.INITIAL,
+            actor=actor,
+            reason="launch",
+            explicit_assignee=None,
+            resume_phase=None,
+            now=now,
+        )
+        record = _record_key(task, idempotency_key, fingerprint, attempt, now)
+    return AttemptResult(attempt=attempt, created=True, idempotency=record)
+
+
+def task_rerun(
+    *,
+    slug: str,
+    actor: str,
+    reason: str,
+    assignee: str | None = None,
+    override_budget: bool = False,
+    supersede_active: bool = False,
+    idempotency_key: str | None = None,
+) -> AttemptResult:
+    """An operator's fresh attempt at a failed, blocked or cancelled task."""
+    now = timezone.now()
+    reason = _check_reason(reason)
+    explicit = agent_get(name=assignee, active_only=True) if assignee else None
+    fingerprint = _fingerprint(
+        "rerun",
+        {
+            "reason": reason,
+            "assignee": assignee or None,
+            "override_budget": bool(override_budget),
+            "supersede_active": bool(supersede_active),
+        },
+    )
+    with transaction.atomic():
+        task = _lock_task(slug=slug)
+        replay = _idempotency_lookup(task, idempotency_key, fingerprint, now)
+        if replay:
+            return replay
+        if task.status == TS.DRAFT:
+            raise ServiceError("not_launched", f"Task {slug} was never launched; launch it instead.")
+        if task.status == TS.SUCCEEDED:
+            raise ServiceError("use_repair", f"Task {slug} succeeded; reopening it needs a repair with a reason.")
+        if task.status in PlanningTask.ACTIVE_STATUSES and not supersede_active:
+            raise ServiceError(
+                "attempt_active",
+                f"Task {slug} has an active attempt; set supersede_active to cancel and replace it.",
+            )
+        if task.attempt_count >= task.max_attempts and not override_budget:
+            raise ServiceError(
+                "budget_exhausted",
+                f"Task {slug} used {task.attempt_count} of {task.max_attempts} attempts; "
+                "set override_budget to go past the budget.",
+            )
+        _check_consistent(task)
+        attempt = _start_attempt(
+            task,
+            kind=Attempt.Kind.RERUN,
+            actor=actor,
+            reason=reason,
+            explicit_assignee=explicit,
+            resume_phase=None,
+            now=now,
+            event_data={
+                "override_budget": bool(override_budget) and task.attempt_count >= task.max_attempts,
+                "supersede_active": bool(supersede_active),
+            },
+        )
+        record = _record_key(task, idempotency_key, fingerprint, attempt, now)
+    return AttemptResult(attempt=attempt, created=True, idempotency=record)
+
+
+def task_repair(
+    *, slug: str, actor: str, reason: str, assignee: str | None = None, idempotency_key: str | None = None
+) -> AttemptResult:
+    """Rule 9: reopen completed work or fix a damaged task, explicitly and
+    with a reason. Supersedes every earlier attempt, retires all their native
+    ids, keeps the frozen assignee unless one is given, clears an
+    inconsistency mark and starts a fresh attempt."""
+    now = timezone.now()
+    reason = _check_reason(reason)
+    explicit = agent_get(name=assignee, active_only=True) if assignee else None
+    fingerprint = _fingerprint("repair", {"reason": reason, "assignee": assignee or None})
+    with transaction.atomic():
+        task = _lock_task(slug=slug)
+        replay = _idempotency_lookup(task, idempotency_key, fingerprint, now)
+        if replay:
+            return replay
+        if task.status == TS.DRAFT:
+            raise ServiceError("not_launched", f"Task {slug} was never launched; launch it instead.")
+        ledger_append(
+            type="repair.started",
+            actor=actor,
+            task_id=task.id,
+            data={"reason": reason, "from_status": task.status, "inconsistency": task.inconsistency or None},
+            at=now,
+        )
+        attempt = _start_attempt(
+            task,
+            kind=Attempt.Kind.REPAIR,
+            actor=actor,
+            reason=reason,
+            explicit_assignee=explicit,
+            resume_phase=None,
+            now=now,
+            retire_all=True,
+        )
+        record = _record_key(task, idempotency_key, fingerprint, attempt, now)
+    return AttemptResult(attempt=attempt, created=True, idempotency=record)
+
+
+def task_cancel(*, slug: str, actor: str, reason: str) -> PlanningTask:
+    reason = _check_reason(reason)
+    now = timezone.now()
+    with transaction.atomic():
+        task = _lock_task(slug=slug)
+        if task.status == TS.CANCELLED:
+            return task
+        if task.status == TS.SUCCEEDED:
+            raise ServiceError("not_cancellable", f"Task {slug} already succeeded; there is nothing to cancel.")
+        attempt = _lock_current_attempt(task)
+        if attempt is not None and not attempt.is_terminal:
+            fields = _attempt_status_set(attempt, AS.CANCELLED, actor=actor, now=now, data={"reason": reason})
+            fields += _set_failure(attempt, kind="cancelled", phase=None, message=reason)
+            attempt.save(update_fields=fields)
+            dispatch.cancel_after_commit(attempt_id=attempt.id, executor=task.procedure.executor)
+        fields = task_status_set(task, TS.CANCELLED, actor=actor, data={"reason": reason})
+        _save_task(task, fields, actor)
+    return task
+
+
+def task_retry_or_block(*, task_id: int, actor: str = "system") -> Attempt | None:
+    """Reconciliation's answer to a failed task (rule 6): within budget, a
+    ``retry`` attempt that resumes at the first phase not yet passed; past it,
+    ``blocked`` with the diagnostics kept on the failed attempt. Returns the
+    new attempt, or None when nothing was started."""
+    now = timezone.now()
+    with transaction.atomic():
+        task = _lock_task(task_id=task_id)
+        if task.status != TS.FAILED or task.inconsistent_since is not None:
+            return None
+        current = _lock_current_attempt(task)
+        if current is None or current.status != AS.FAILED:
+            return None
+        if _plan_is_paused(task):
+            return None
+        if task.attempt_count >= task.max_attempts:
+            fields = task_status_set(
+                task,
+                TS.BLOCKED,
+                actor=actor,
+                data={
+                    "reason": "budget_exhausted",
+                    "attempt_number": current.number,
+                    "max_attempts": task.max_attempts,
+                    "failure": current.failure,
+                },
+            )
+            _save_task(task, fields, actor)
+            return None
+        passed = _passed_phases_since_fresh_start(task)
+        resume = first_unpassed_phase(list(task.procedure.phases), passed)
+        return _start_attempt(
+            task,
+            kind=Attempt.Kind.RETRY,
+            actor=actor,
+            reason=f"automatic retry after {current.failure_kind or 'failure'}"
+            + (f" in {current.failure_phase}" if current.failure_phase else ""),
+            explicit_assignee=None,
+            resume_phase=resume,
+            now=now,
+        )
+
+
+def attempt_mark_launching(*, attempt_id: uuid.UUID, actor: str = "system") -> Attempt | None:
+    """The launcher picked the attempt up. Returns None when the attempt is no
+    longer current or already past pending (then there is nothing to launch)."""
+    now = timezone.now()
+    with transaction.atomic():
+        row = Attempt.objects.filter(id=attempt_id).values_list("task_id", flat=True).first()
+        if row is None:
+            return None
+        task = _lock_task(task_id=row)
+        attempt = _lock_current_attempt(task)
+        if attempt is None or attempt.id != attempt_id:
+            return None
+        if attempt.status != AS.PENDING:
+            return attempt if attempt.status == AS.LAUNCHING else None
+        fields = _attempt_status_set(attempt, AS.LAUNCHING, actor=actor, now=now)
+        attempt.last_heartbeat_at = now
+        attempt.save(update_fields=[*fields, "last_heartbeat_at"])
+        _save_task(task, _project_task(task, attempt, actor=actor), actor)
+    return attempt
+
+
+def attempt_fail(
+    *, attempt_id: uuid.UUID, kind: str, message: str, phase: str | None = None, actor: str = "system"
+) -> Attempt | None:
+    """Fail the current, unfinished attempt (a launch that could not be made,
+    an executor error). No-op when already terminal or superseded."""
+    now = timezone.now()
+    with transaction.atomic():
+        task_id = Attempt.objects.filter(id=attempt_id).values_list("task_id", flat=True).first()
+        if task_id is None:
+            return None
+        task = _lock_task(task_id=task_id)
+        attempt = _lock_current_attempt(task)
+        if attempt is None or attempt.id != attempt_id or attempt.is_terminal:
+            return None
+        fields = _attempt_status_set(attempt, AS.FAILED, actor=actor, now=now, data={"kind": kind})
+        fields += _set_failure(attempt, kind=kind, phase=phase, message=message)
+        attempt.save(update_fields=fields)
+        _save_task(task, _project_task(task, attempt, actor=actor), actor)
+    return attempt
+
+
+def attempt_fail_if_stalled(*, attempt_id: uuid.UUID, now: dt.datetime | None = None, actor: str = "system") -> bool:
+    """Fail a launching or running attempt whose last sign of life is older
+    than its procedure's stall timeout. Re-checked under the locks, so a
+    heartbeat that arrived meanwhile wins."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        task_id = Attempt.objects.filter(id=attempt_id).values_list("task_id", flat=True).first()
+        if task_id is None:
+            return False
+        task = _lock_task(task_id=task_id)
+        attempt = _lock_current_attempt(task)
+        if attempt is None or attempt.id != attempt_id or attempt.status not in (AS.LAUNCHING, AS.RUNNING):
+            return False
+        last = attempt.last_heartbeat_at or attempt.started_at or attempt.requested_at
+        if now - last < dt.timedelta(seconds=task.procedure.stall_timeout_seconds):
+            return False
+        passed = set(attempt.phase_outcomes.filter(outcome=PhaseOutcome.Outcome.PASSED).values_list("phase", flat=True))
+        passed |= _passed_phases_since_fresh_start(task)
+        phase = first_unpassed_phase(list(task.procedure.phases), passed)
+        fields = _attempt_status_set(attempt, AS.FAILED, actor=actor, now=now, data={"kind": "stalled"})
+        fields += _set_failure(
+            attempt,
+            kind="stalled",
+            phase=phase,
+            message=f"No heartbeat for {int((now - last).total_seconds())} s "
+            f"(stall timeout {task.procedure.stall_timeout_seconds} s).",
+        )
+        attempt.save(update_fields=fields)
+        _save_task(task, _project_task(task, attempt, actor=actor), actor)
+        dispatch.cancel_after_commit(attempt_id=attempt.id, executor=task.procedure.executor)
+    return True
+
+
+def task_sync_with_attempt(*, task_id: int, actor: str = "system") -> bool:
+    """Safety net (seed 002): bring a task whose status lags its current
+    attempt, or whose attempt lags its terminal bound run, back in line."""
+    now = timezone.now()
+    with transaction.atomic():
+        task = _lock_task(task_id=task_id)
+        attempt = _lock_current_attempt(task)
+        if attempt is None:
+            return False
+        fields: list[str] = []
+        run = (
+            NativeRun.objects.select_for_update(of=("self",))
+            .filter(attempt_id=attempt.id, binding=NativeRun.Binding.BOUND)
+            .order_by("id")
+            .first()
+        )
+        if run is not None and run.status in NativeRun.TERMINAL and not attempt.is_terminal:
+            fields = _apply_run_status(attempt, run, actor=actor, now=now)
+            attempt.save(update_fields=fields)
+        task_fields = _project_task(task, attempt, actor=actor)
+        _save_task(task, task_fields, actor)
+        return bool(fields or task_fields)
+
+
+# --- Phases ----------------------------------------------------------------------
+
+
+def attempt_record_phase(
+    *, attempt_id: uuid.UUID, phase: str, outcome: str, message: str = "", actor: str
+) -> tuple[PhaseOutcome, bool]:
+    """Record a phase outcome. A repeat of the same outcome is a no-op that
+    succeeds (created=False); a superseded attempt is refused."""
+    if outcome not in PhaseOutcome.Outcome.values:
+        raise invalid({"outcome": [f"Use one of: {', '.join(PhaseOutcome.Outcome.values)}."]})
+    now = timezone.now()
+    with transaction.atomic():
+        task_id = Attempt.objects.filter(id=attempt_id).values_list("task_id", flat=True).first()
+        if task_id is None:
+            raise not_found("attempt", str(attempt_id))
+        task = _lock_task(task_id=task_id)
+        phases = list(task.procedure.phases)
+        if phase not in phases:
+            raise invalid({"phase": [f"Procedure {task.procedure.slug} has no phase {phase!r}; it has {phases}."]})
+        attempt = Attempt.objects.select_for_update(of=("self",)).get(id=attempt_id)
+        existing = PhaseOutcome.objects.filter(attempt_id=attempt.id, phase=phase).first()
+        if existing is not None:
+            if existing.outcome == outcome:
+                return existing, False
+            raise ServiceError(
+                "phase_conflict",
+                f"Phase {phase} of attempt #{attempt.number} was already recorded as {existing.outcome}.",
+            )
+        if attempt.superseded_at is not None:
+            raise ServiceError(
+                "superseded", f"Attempt #{attempt.number} of {task.slug} was superseded; its reports change nothing."
+            )
+        if attempt.is_terminal:
+            raise ServiceError(
+                "attempt_finished", f"Attempt #{attempt.number} of {task.slug} is {attempt.status} already."
+            )
+        record = PhaseOutcome.objects.create(attempt=attempt, phase=phase, outcome=outcome, at=now, message=message)
+        ledger_append(
+            type=f"phase.{outcome}",
+            actor=actor,
+            task_id=task.id,
+            attempt_id=attempt.id,
+            data={"phase": phase, "message": message, "number": attempt.number},
+            at=now,
+        )
+        attempt.last_heartbeat_at = now
+        fields = ["last_heartbeat_at", *_attempt_status_set(attempt, AS.RUNNING, actor=actor, now=now)]
+        if outcome == PhaseOutcome.Outcome.FAILED:
+            # A failure in the last phase is bookkeeping, not the work itself:
+            # the retry resumes there and does not redo what passed (rule 6).
+            kind = "finalization_failed" if phase == phases[-1] and len(phases) > 1 else "phase_failed"
+            fields += _attempt_status_set(attempt, AS.FAILED, actor=actor, now=now, data={"kind": kind})
+            fields += _set_failure(attempt, kind=kind, phase=phase, message=message)
+        else:
+            start = phases.index(attempt.resume_phase) if attempt.resume_phase in phases else 0
+            passed = set(attempt.phase_outcomes.filter(outcome=PhaseOutcome.Outcome.PASSED).values_list("phase", flat=True))
+            if all(p in passed for p in phases[start:]):
+                fields += _attempt_status_set(attempt, AS.SUCCEEDED, actor=actor, now=now)
+        attempt.save(update_fields=list(dict.fromkeys(fields)))
+        _save_task(task, _project_task(task, attempt, actor=actor), actor)
+    return record, True
+
+
+# --- Native runs -----------------------------------------------------------------
+
+
+@dataclass
+class RunReport:
+    executor: str
+    native_task_id: str
+    native_run_id: str
+    task: str | None
+    status: str
+    attempt_id: uuid.UUID | None = None
+    created_at: dt.datetime | None = None
+    phase: str = ""
+    message: str = ""
+
+
+def _apply_run_status(attempt: Attempt, run: NativeRun, *, actor: str, now: dt.datetime) -> list[str]:
+    target = ATTEMPT_STATUS_FOR_RUN[run.status]
+    fields = _attempt_status_set(attempt, target, actor=actor, now=now, data={"native_run_id": run.native_run_id})
+    if target == AS.FAILED and "status" in fields:
+        fields += _set_failure(
+            attempt, kind="executor_failed", phase=run.phase or None, message=run.message or "The native run failed."
+        )
+    return fields
+
+
+def _is_retired(run: NativeRun) -> bool:
+    return RetiredNativeId.objects.filter(
+        Q(kind=RetiredNativeId.Kind.TASK, value=run.native_task_id)
+        | Q(kind=RetiredNativeId.Kind.RUN, value=run.native_run_id)
+    ).exists()
+
+
+def _binding_decision(task: PlanningTask | None, current: Attempt | None, run: NativeRun) -> tuple[str, str | None]:
+    """Rule 2. Returns (binding, reason)."""
+    B = NativeRun.Binding
+    if task is None:
+        return B.REJECTED, "unknown_task"
+    if run.claimed_attempt_id is not None:
+        claimed = Attempt.objects.filter(id=run.claimed_attempt_id).values("task_id", "superseded_at").first()
+        if claimed is None:
+            return B.REJECTED, "unknown_attempt"
+        if claimed["task_id"] != task.id:
+            return B.REJECTED, "task_mismatch"
+        if claimed["superseded_at"] is not None or current is None or current.id != run.claimed_attempt_id:
+            return B.REJECTED, "superseded"
+    else:
+        if current is None:
+            return B.UNBOUND, "no_current_attempt"
+        if run.created_at is None:
+            return B.REJECTED, "legacy_run_without_created_at"
+        if run.created_at < current.requested_at:
+            return B.REJECTED, "predates_current_attempt"
+    if _is_retired(run):
+        return B.REJECTED, "retired_native_id"
+    if current.native_run_id and current.native_run_id != run.native_run_id:
+        return B.REJECTED, "attempt_already_bound"
+    return B.BOUND, None
+
+
+def _bind(task: PlanningTask, current: Attempt, run: NativeRun, *, actor: str, now: dt.datetime) -> tuple[list[str], list[str]]:
+    """Try to bind an unbound run. Returns (run fields, attempt fields) to save."""
+    binding, reason = _binding_decision(task, current, run)
+    if binding == run.binding and reason == run.binding_reason:
+        return [], []
+    run.binding = binding
+    run.binding_reason = reason
+    run_fields = ["binding", "binding_reason"]
+    attempt_fields: list[str] = []
+    if binding == NativeRun.Binding.BOUND:
+        run.attempt = current
+        run_fields.append("attempt")
+        current.native_task_id = run.native_task_id
+        current.native_run_id = run.native_run_id
+        attempt_fields += ["native_task_id", "native_run_id"]
+        ledger_append(
+            type="native_run.bound",
+            actor=actor,
+            task_id=task.id,
+            attempt_id=current.id,
+            data={"executor": run.executor, "native_task_id": run.native_task_id, "native_run_id": run.native_run_id},
+            at=now,
+        )
+    elif binding == NativeRun.Binding.REJECTED:
+        ledger_append(
+            type="native_run.rejected",
+            actor=actor,
+            task_id=task.id if task else None,
+            attempt_id=run.claimed_attempt_id,
+            data={
+                "executor": run.executor,
+                "native_task_id": run.native_task_id,
+                "native_run_id": run.native_run_id,
+                "reason": reason,
+            },
+            at=now,
+        )
+    return run_fields, attempt_fields
+
+
+def _report_into_locked(
+    task: PlanningTask | None, current: Attempt | None, report: RunReport, *, actor: str, now: dt.datetime
+) -> tuple[NativeRun, bool]:
+    run = (
+        NativeRun.objects.select_for_update(of=("self",))
+        .filter(executor=report.executor, native_run_id=report.native_run_id)
+        .first()
+    )
+    created = run is None
+    run_fields: list[str] = []
+    attempt_fields: list[str] = []
+    if created:
+        run = NativeRun.objects.create(
+            executor=report.executor,
+            native_task_id=report.native_task_id,
+            native_run_id=report.native_run_id,
+            task_slug=report.task or "",
+            task=task,
+            claimed_attempt_id=report.attempt_id,
+            status=report.status,
+            phase=report.phase or "",
+            created_at=report.created_at,
+            first_seen_at=now,
+            last_seen_at=now,
+            message=report.message or "",
+        )
+        ledger_append(
+            type="native_run.reported",
+            actor=actor,
+            task_id=task.id if task else None,
+            attempt_id=report.attempt_id,
+            data={
+                "executor": run.executor,
+                "native_task_id": run.native_task_id,
+                "native_run_id": run.native_run_id,
+                "status": run.status,
+                "phase": run.phase,
+                "new": True,
+            },
+            at=now,
+        )
+    else:
+        if (run.task_id != (task.id if task else None)) or (
+            report.attempt_id is not None and run.claimed_attempt_id not in (None, report.attempt_id)
+        ):
+            # A run's claims are fixed by its first report; a later report that
+            # claims something else is recorded and changes nothing.
+            ledger_append(
+                type="native_run.conflicting_report",
+                actor=actor,
+                task_id=run.task_id,
+                attempt_id=report.attempt_id,
+                data={"native_run_id": run.native_run_id, "task": report.task, "status": report.status},
+                at=now,
+            )
+            return run, False
+        run.last_seen_at = now
+        run_fields.append("last_seen_at")
+        if report.status != run.status:
+            if run.status in NativeRun.TERMINAL or NativeRun.RANK[report.status] < NativeRun.RANK[run.status]:
+                ledger_append(
+                    type="native_run.late_report",
+                    actor=actor,
+                    task_id=run.task_id,
+                    attempt_id=run.attempt_id or run.claimed_attempt_id,
+                    data={"native_run_id": run.native_run_id, "status": report.status, "current": run.status},
+                    at=now,
+                )
+                run.save(update_fields=run_fields)
+                return run, False
+            ledger_append(
+                type="native_run.reported",
+                actor=actor,
+                task_id=run.task_id,
+                attempt_id=run.attempt_id or run.claimed_attempt_id,
+                data={"native_run_id": run.native_run_id, "from": run.status, "status": report.status,
+                      "phase": report.phase or run.phase},
+                at=now,
+            )
+            run.status = report.status
+            run_fields.append("status")
+        for field in ("phase", "message"):
+            value = getattr(report, field)
+            if value and value != getattr(run, field):
+                setattr(run, field, value)
+                run_fields.append(field)
+    if run.binding == NativeRun.Binding.UNBOUND and task is not None:
+        more_run, more_attempt = _bind(task, current, run, actor=actor, now=now)
+        run_fields += more_run
+        attempt_fields += more_attempt
+    elif run.binding == NativeRun.Binding.UNBOUND and task is None:
+        more_run, _ = _bind(None, None, run, actor=actor, now=now)  # rejected: unknown task
+        run_fields += more_run
+    # Only a run bound to the task's current attempt moves anything; a run of
+    # a superseded attempt is history (rule 2).
+    if run.binding == NativeRun.Binding.BOUND and current is not None and run.attempt_id == current.id:
+        current.last_heartbeat_at = now
+        attempt_fields.append("last_heartbeat_at")
+        attempt_fields += _apply_run_status(current, run, actor=actor, now=now)
+    if run_fields:
+        run.save(update_fields=list(dict.fromkeys(run_fields)))
+    if attempt_fields and current is not None:
+        current.save(update_fields=list(dict.fromkeys(attempt_fields)))
+        _save_task(task, _project_task(task, current, actor=actor), actor)
+    return run, created
+
+
+def _task_id_for(report: RunReport) -> int | None:
+    if not report.task:
+        return None
+    return PlanningTask.objects.filter(slug=report.task).values_list("id", flat=True).first()
+
+
+def native_run_report(*, report: RunReport, actor: str) -> tuple[NativeRun, bool]:
+    """Upsert a native run's report and bind it by attempt (rule 2). Reporting
+    the same state twice is a heartbeat; a late or out-of-order report is
+    recorded and changes nothing else. Returns (run, created)."""
+    now = timezone.now()
+    task_id = _task_id_for(report)
+    with transaction.atomic():
+        task = _lock_task(task_id=task_id) if task_id is not None else None
+        current = _lock_current_attempt(task) if task is not None else None
+        return _report_into_locked(task, current, report, actor=actor, now=now)
+
+
+def native_run_report_batch(*, reports: list[RunReport], actor: str) -> list[tuple[NativeRun, bool]]:
+    """Apply many reports in one transaction, in the order given. Task rows
+    are locked up front in id order so concurrent batches never deadlock;
+    plan rows are refreshed once at the end."""
+    now = timezone.now()
+    ids = {r.task: _task_id_for(r) for r in reports}
+    with transaction.atomic(), deferred_plan_refresh():
+        tasks: dict[int, PlanningTask] = {}
+        currents: dict[int, Attempt | None] = {}
+        for task_id in sorted({i for i in ids.values() if i is not None}):
+            tasks[task_id] = _lock_task(task_id=task_id)
+        for task_id, task in tasks.items():
+            currents[task_id] = _lock_current_attempt(task)
+        results = []
+        for report in reports:
+            task_id = ids[report.task]
+            task = tasks.get(task_id) if task_id is not None else None
+            current = currents.get(task_id) if task_id is not None else None
+            results.append(_report_into_locked(task, current, report, actor=actor, now=now))
+        return results
+
+
+def native_run_try_bind(*, run_id: int, actor: str = "system") -> str:
+    """Reconciliation: try again to bind a run that is still unbound."""
+    now = timezone.now()
+    with transaction.atomic():
+        row = NativeRun.objects.filter(id=run_id).values("task_id", "binding").first()
+        if row is None or row["binding"] != NativeRun.Binding.UNBOUND:
+            return row["binding"] if row else "missing"
+        task = _lock_task(task_id=row["task_id"]) if row["task_id"] else None
+        current = _lock_current_attempt(task) if task is not None else None
+        run = NativeRun.objects.select_for_update(of=("self",)).get(id=run_id)
+        if run.binding != NativeRun.Binding.UNBOUND:
+            return run.binding
+        run_fields, attempt_fields = _bind(task, current, run, actor=actor, now=now)
+        if run.binding == NativeRun.Binding.BOUND:
+            attempt_fields += _apply_run_status(current, run, actor=actor, now=now)
+        if run_fields:
+            run.save(update_fields=run_fields)
+        if attempt_fields:
+            current.save(update_fields=list(dict.fromkeys(attempt_fields)))
+            _save_task(task, _project_task(task, current, actor=actor), actor)
+        return run.binding

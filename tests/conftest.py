@@ -1,0 +1,28 @@
+import pytest
+from django.db import connection
+
+from retries.integrity import integrity_problems
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "damages_rows: the test breaks rows on purpose; skip the ledger check")
+
+
+@pytest.fixture(autouse=True)
+def _ledger_agrees_after_test(request):
+    """After every test that touched the database, the rows must agree with
+    the ledger (rule 7), unless the test damaged them on purpose."""
+    yield
+    uses_db = {"db", "transactional_db", "django_db_setup"} & set(request.fixturenames) or request.node.get_closest_marker(
+        "django_db"
+    )
+    if not uses_db or request.node.get_closest_marker("damages_rows"):
+        return
+    problems = integrity_problems()
+    assert not problems, "rows disagree with the ledger:\n" + "\n".join(map(str, problems))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _suite_runs_on_postgresql(django_db_setup, django_db_blocker):
+    """The suite proves the rules on PostgreSQL; SQLite would hide locking bugs."""
+    assert connection.vendor == "postgresql", "run the tests with DATABASE_URL pointing at PostgreSQL (make test)"
