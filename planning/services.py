@@ -205,14 +205,15 @@ def _plan_status_from_counts(plan: Plan, counts: dict[str, int]) -> str:
     return Plan.Status.CANCELLED
 
 
-def plan_refresh(*, plan_id: uuid.UUID, actor: str = "system") -> Plan | None:
+def plan_refresh(*, plan_id: uuid.UUID, actor: str = "system", failure_seen: bool = False) -> Plan | None:
     """Recompute a plan's status from its tasks' committed statuses.
 
     The plan row is locked last (after any task, attempt and native run rows
     the caller holds) and the counts are read after the lock is taken, so
     concurrent sibling updates are serialized here and the last writer always
     sees every earlier commit: a stale snapshot can never be written back
-    (seed 002)."""
+    (seed 002). ``failure_seen`` says a task of the plan just failed: with
+    ``on_error=pause`` that pauses the plan, until an operator resumes it."""
     with transaction.atomic():
         plan = Plan.objects.select_for_update().filter(id=plan_id).first()
         if plan is None:
@@ -221,8 +222,7 @@ def plan_refresh(*, plan_id: uuid.UUID, actor: str = "system") -> Plan | None:
             PlanningTask.objects.filter(plan_id=plan_id).values_list("status").annotate(n=Count("id")).order_by()
         )
         fields: list[str] = []
-        failing = counts.get(PlanningTask.Status.FAILED, 0) + counts.get(PlanningTask.Status.BLOCKED, 0)
-        if plan.on_error == Plan.OnError.PAUSE and failing and plan.paused_at is None:
+        if plan.on_error == Plan.OnError.PAUSE and failure_seen and plan.paused_at is None:
             plan.paused_at = timezone.now()
             fields.append("paused_at")
             ledger_append(type="plan.paused", actor=actor, plan_id=plan.id, data={"counts": counts})

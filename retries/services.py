@@ -93,17 +93,17 @@ def _lock_current_attempt(task: PlanningTask) -> Attempt | None:
 
 # Batches defer plan refreshes to their end so that no plan row is locked
 # before a later task row (that would break the lock order and could deadlock).
-_deferred_plans: contextvars.ContextVar[set | None] = contextvars.ContextVar("deferred_plans", default=None)
+_deferred_plans: contextvars.ContextVar[dict | None] = contextvars.ContextVar("deferred_plans", default=None)
 
 
 @contextmanager
 def deferred_plan_refresh() -> Iterator[None]:
-    pending: set = set()
+    pending: dict = {}
     token = _deferred_plans.set(pending)
     try:
         yield
         for plan_id in sorted(pending, key=str):
-            plan_refresh(plan_id=plan_id)
+            plan_refresh(plan_id=plan_id, failure_seen=pending[plan_id])
     finally:
         _deferred_plans.reset(token)
 
@@ -111,11 +111,12 @@ def deferred_plan_refresh() -> Iterator[None]:
 def _refresh_plan(task: PlanningTask, actor: str) -> None:
     if task.plan_id is None:
         return
+    failure_seen = task.status in (TS.FAILED, TS.BLOCKED)
     pending = _deferred_plans.get()
     if pending is not None:
-        pending.add(task.plan_id)
+        pending[task.plan_id] = pending.get(task.plan_id, False) or failure_seen
     else:
-        plan_refresh(plan_id=task.plan_id, actor=actor)
+        plan_refresh(plan_id=task.plan_id, actor=actor, failure_seen=failure_seen)
 
 
 def _save_task(task: PlanningTask, fields: list[str], actor: str) -> None:
