@@ -13,7 +13,7 @@ def _ledger_agrees_after_test(request):
     """After every test that touched the database, the rows must agree with
     the ledger (rule 7), unless the test damaged them on purpose."""
     yield
-    uses_db = {"db", "transactional_db", "django_db_setup"} & set(request.fixturenames) or request.node.get_closest_marker(
+    uses_db = {"db", "transactional_db"} & set(request.fixturenames) or request.node.get_closest_marker(
         "django_db"
     )
     if not uses_db or request.node.get_closest_marker("damages_rows"):
