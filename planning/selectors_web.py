@@ -1,0 +1,303 @@
+"""Reads behind the operator dashboard. Each one costs a fixed number of
+queries whatever the number of tasks, attempts, native runs or events, so a
+page at 3 a.m. on a busy site is as fast as on an empty one."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
+
+from retries.models import Attempt, NativeRun
+
+from .models import Agent, Event, Plan, PlanningTask, Procedure, Project
+from .selectors import attempts_for_task, task_current_attempt, task_diagnostics, task_queryset
+
+TS = PlanningTask.Status
+ATTENTION_STATUSES = (TS.FAILED, TS.BLOCKED)
+
+
+# --- Board -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BoardFilters:
+    project: str = ""
+    procedure: str = ""
+    plan: str = ""
+    status: str = ""
+    assignee: str = ""
+    attention: bool = False
+    q: str = ""
+
+
+@dataclass
+class FilterOptions:
+    projects: list[tuple[str, str]]
+    procedures: list[tuple[str, str]]
+    plans: list[tuple[str, str]]
+    agents: list[tuple[str, str]]
+
+
+def board_filter_options() -> FilterOptions:
+    """What each board filter can be set to: four small queries."""
+    return FilterOptions(
+        projects=list(Project.objects.order_by("slug").values_list("slug", "name")),
+        procedures=list(Procedure.objects.order_by("slug").values_list("slug", "name")),
+        plans=[
+            (str(plan_id), f"{name} ({project})")
+            for plan_id, name, project in Plan.objects.order_by("-created_at").values_list(
+                "id", "name", "project__slug"
+            )
+        ],
+        agents=[(name, name) for name in Agent.objects.order_by("name").values_list("name", flat=True)],
+    )
+
+
+def _stalled_current_attempt() -> Exists:
+    return Exists(
+        Attempt.objects.filter(task_id=OuterRef("pk"), superseded_at__isnull=True, failure_kind="stalled")
+    )
+
+
+def needs_attention_q() -> Q:
+    """Failed, blocked, stalled (the current attempt stalled) or found
+    inconsistent with the ledger."""
+    return (
+        Q(status__in=ATTENTION_STATUSES)
+        | Q(inconsistent_since__isnull=False)
+        | Q(_stalled_current_attempt())
+    )
+
+
+def _filtered(qs: QuerySet[PlanningTask], filters: BoardFilters, *, with_status: bool) -> QuerySet[PlanningTask]:
+    if filters.project:
+        qs = qs.filter(project__slug=filters.project)
+    if filters.procedure:
+        qs = qs.filter(procedure__slug=filters.procedure)
+    if filters.plan:
+        qs = qs.filter(plan_id=filters.plan)
+    if filters.assignee:
+        # The task's assignee, or whoever the current attempt was frozen to:
+        # an operator looking for "what is X doing" means either.
+        qs = qs.filter(
+            Q(assignee__name=filters.assignee)
+            | Q(
+                Exists(
+                    Attempt.objects.filter(
+                        task_id=OuterRef("pk"),
+                        superseded_at__isnull=True,
+                        requested_assignee__name=filters.assignee,
+                    )
+                )
+            )
+        )
+    if filters.q:
+        qs = qs.filter(Q(slug__icontains=filters.q) | Q(title__icontains=filters.q))
+    if with_status:
+        if filters.status:
+            qs = qs.filter(status=filters.status)
+        if filters.attention:
+            qs = qs.filter(needs_attention_q())
+    return qs
+
+
+def board_tasks(filters: BoardFilters) -> QuerySet[PlanningTask]:
+    """The board's rows, most recently changed first, with everything a row
+    shows joined or prefetched (one query per page plus one prefetch)."""
+    qs = task_queryset().annotate(stalled=_stalled_current_attempt())
+    return _filtered(qs, filters, with_status=True).order_by("-updated_at", "-id")
+
+
+def board_counts(filters: BoardFilters) -> dict[str, int]:
+    """Tasks per status (and needing attention) under every filter but the
+    status ones, so that each count is what clicking it will show. One query."""
+    qs = _filtered(PlanningTask.objects.all(), filters, with_status=False)
+    aggregates: dict[str, Any] = {status: Count("id", filter=Q(status=status)) for status in TS.values}
+    aggregates["attention"] = Count("id", filter=needs_attention_q())
+    aggregates["total"] = Count("id")
+    return qs.aggregate(**aggregates)
+
+
+def board_version() -> int:
+    """Every state change appends to the ledger, so the newest event id tells
+    a polling board whether anything may have changed."""
+    return Event.objects.aggregate(v=Max("id"))["v"] or 0
+
+
+def decorate_board_rows(tasks: list[PlanningTask]) -> list[PlanningTask]:
+    """Attach the current attempt and the assignee the row shows. No query."""
+    for task in tasks:
+        task.current = task_current_attempt(task)
+        frozen = task.current.requested_assignee if task.current else None
+        task.shown_assignee = frozen or task.assignee
+        task.assignee_drift = frozen is not None and task.assignee_id is not None and frozen.id != task.assignee_id
+    return tasks
+
+
+# --- Task detail -----------------------------------------------------------------
+
+
+@dataclass
+class PhaseChip:
+    phase: str
+    state: str  # passed | failed | earlier | not_reached
+    is_resume: bool
+    message: str = ""
+
+
+@dataclass
+class TaskDetail:
+    task: PlanningTask
+    attempts: list[Attempt]
+    current: Attempt | None
+    diagnostics: dict[str, Any] | None
+    stalled: bool
+    owner: Agent
+    frozen: Agent | None
+    assignees_differ: bool
+    default_assignee: Agent | None
+    legacy_rejected: list[NativeRun] = field(default_factory=list)
+    unbound: list[NativeRun] = field(default_factory=list)
+    event_count: int = 0
+    version: int = 0
+
+
+def _phase_chips(attempt: Attempt, phases: list[str]) -> list[PhaseChip]:
+    outcomes = {o.phase: o for o in attempt.phase_outcomes.all()}
+    resume_index = phases.index(attempt.resume_phase) if attempt.resume_phase in phases else 0
+    chips = []
+    for index, phase in enumerate(phases):
+        outcome = outcomes.get(phase)
+        if outcome is not None:
+            state, message = outcome.outcome, outcome.message
+        elif attempt.failure_phase == phase and attempt.failure_kind:
+            # A stall or an executor failure names the phase without a
+            # recorded outcome: still the place the attempt broke.
+            state, message = "failed", attempt.failure_message or attempt.failure_kind
+        elif index < resume_index:
+            state, message = "earlier", "passed by an earlier attempt"
+        else:
+            state, message = "not_reached", ""
+        chips.append(PhaseChip(phase, state, attempt.resume_phase == phase, message))
+    return chips
+
+
+def default_rerun_assignee(task: PlanningTask, current: Attempt | None) -> Agent | None:
+    """Who a rerun gets when the operator does not choose (rule 3): the
+    previous attempt's frozen assignee, else the task's, else the owner."""
+    if current is not None and current.requested_assignee is not None:
+        return current.requested_assignee
+    return task.assignee or task.project.owner
+
+
+def task_detail(slug: str) -> TaskDetail | None:
+    """Everything the task page shows: task, attempts with phases, native runs
+    grouped where they tried to bind, and the ledger's size. Six queries."""
+    task = (
+        PlanningTask.objects.select_related("project__owner", "procedure", "plan", "assignee")
+        .annotate(event_count=Count("events"), version=Max("events__id"))
+        .filter(slug=slug)
+        .first()
+    )
+    if task is None:
+        return None
+    attempts = list(attempts_for_task(task))
+    current = next((a for a in attempts if a.superseded_at is None), None)
+    by_number = {a.id: a.number for a in attempts}
+    phases = list(task.procedure.phases)
+    bound: dict[uuid.UUID, list[NativeRun]] = {}
+    rejected: dict[uuid.UUID, list[NativeRun]] = {}
+    legacy_rejected: list[NativeRun] = []
+    unbound: list[NativeRun] = []
+    for run in NativeRun.objects.filter(task_id=task.id).order_by("first_seen_at", "id"):
+        if run.binding == NativeRun.Binding.BOUND and run.attempt_id:
+            bound.setdefault(run.attempt_id, []).append(run)
+        elif run.binding == NativeRun.Binding.REJECTED and run.claimed_attempt_id in by_number:
+            rejected.setdefault(run.claimed_attempt_id, []).append(run)
+        elif run.binding == NativeRun.Binding.REJECTED:
+            legacy_rejected.append(run)
+        else:
+            unbound.append(run)
+    for attempt in attempts:
+        attempt.chips = _phase_chips(attempt, phases)
+        attempt.bound_runs = bound.get(attempt.id, [])
+        attempt.rejected_runs = rejected.get(attempt.id, [])
+        attempt.successor_number = attempt.superseded_by.number if attempt.superseded_by_id else None
+    frozen = current.requested_assignee if current else None
+    owner = task.project.owner
+    names = {a.id for a in (task.assignee, frozen, owner) if a is not None}
+    return TaskDetail(
+        task=task,
+        attempts=attempts,
+        current=current,
+        diagnostics=task_diagnostics(task, current) if current else None,
+        stalled=bool(current and current.failure_kind == "stalled"),
+        owner=owner,
+        frozen=frozen,
+        assignees_differ=len(names) > 1,
+        default_assignee=default_rerun_assignee(task, current),
+        legacy_rejected=legacy_rejected,
+        unbound=unbound,
+        event_count=task.event_count,
+        version=task.version or 0,
+    )
+
+
+def task_version(slug: str) -> int | None:
+    """The newest ledger event of a task: what a polling page compares."""
+    row = PlanningTask.objects.filter(slug=slug).annotate(v=Max("events__id")).values_list("v", flat=True)
+    values = list(row)
+    if not values:
+        return None
+    return values[0] or 0
+
+
+def task_events(task: PlanningTask) -> list[Event]:
+    """The task's ledger, oldest first: one query."""
+    return list(Event.objects.filter(task_id=task.id).order_by("id"))
+
+
+def active_agents() -> list[Agent]:
+    return list(Agent.objects.filter(active=True).order_by("name"))
+
+
+# --- Plans -----------------------------------------------------------------------
+
+
+def plans_queryset() -> QuerySet[Plan]:
+    return Plan.objects.select_related("project").order_by("-created_at", "id")
+
+
+# --- Native runs -----------------------------------------------------------------
+
+TRIAGE_BINDINGS = (NativeRun.Binding.UNBOUND, NativeRun.Binding.REJECTED)
+
+
+def native_runs_for_triage(*, binding: str = "", executor: str = "") -> QuerySet[NativeRun]:
+    """Runs that are not bound to anything: waiting (unbound) or refused
+    (rejected), newest report first."""
+    qs = NativeRun.objects.select_related("task").filter(
+        binding__in=[binding] if binding else TRIAGE_BINDINGS
+    )
+    if executor:
+        qs = qs.filter(executor=executor)
+    return qs.order_by("-last_seen_at", "-id")
+
+
+def native_run_executors() -> list[str]:
+    return list(NativeRun.objects.order_by("executor").values_list("executor", flat=True).distinct())
+
+
+def attach_claimed_attempts(runs: list[NativeRun]) -> list[NativeRun]:
+    """Name the attempt each run claimed (number and task) in one query."""
+    ids = {r.claimed_attempt_id for r in runs if r.claimed_attempt_id}
+    claimed = {
+        row["id"]: row
+        for row in Attempt.objects.filter(id__in=ids).values("id", "number", "task__slug", "superseded_at")
+    } if ids else {}
+    for run in runs:
+        run.claimed = claimed.get(run.claimed_attempt_id)
+    return runs

@@ -1,0 +1,144 @@
+"""Forms of the operator dashboard. They parse and validate input only; the
+services decide whether a transition is allowed."""
+
+from __future__ import annotations
+
+import uuid
+
+from django import forms
+
+from planning.models import Agent, PlanningTask
+from planning.selectors_web import BoardFilters, FilterOptions
+from retries.models import NativeRun
+
+REASON_ERRORS = {"required": "Give a reason: it is kept in the ledger."}
+
+
+def _blank(label: str) -> list[tuple[str, str]]:
+    return [("", label)]
+
+
+class BoardFilterForm(forms.Form):
+    q = forms.CharField(required=False, max_length=200, label="Search")
+    project = forms.ChoiceField(required=False)
+    procedure = forms.ChoiceField(required=False)
+    plan = forms.ChoiceField(required=False)
+    status = forms.ChoiceField(required=False, choices=_blank("any status") + list(PlanningTask.Status.choices))
+    assignee = forms.ChoiceField(required=False)
+    attention = forms.BooleanField(required=False, label="Needs attention")
+
+    def __init__(self, *args, options: FilterOptions, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["project"].choices = _blank("any project") + options.projects
+        self.fields["procedure"].choices = _blank("any procedure") + options.procedures
+        self.fields["plan"].choices = _blank("any plan") + options.plans
+        self.fields["assignee"].choices = _blank("anyone") + options.agents
+
+    def filters(self) -> BoardFilters:
+        """The valid part of the query: a bad value is reported next to its
+        field and ignored, never guessed."""
+        self.is_valid()
+        data = {name: value for name, value in self.cleaned_data.items() if name not in self.errors}
+        return BoardFilters(
+            project=data.get("project") or "",
+            procedure=data.get("procedure") or "",
+            plan=data.get("plan") or "",
+            status=data.get("status") or "",
+            assignee=data.get("assignee") or "",
+            attention=bool(data.get("attention")),
+            q=(data.get("q") or "").strip(),
+        )
+
+
+class NativeRunFilterForm(forms.Form):
+    binding = forms.ChoiceField(
+        required=False,
+        choices=[("", "unbound and rejected"), (NativeRun.Binding.UNBOUND, "unbound"), (NativeRun.Binding.REJECTED, "rejected")],
+    )
+    executor = forms.ChoiceField(required=False)
+
+    def __init__(self, *args, executors: list[str], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["executor"].choices = _blank("any executor") + [(e, e) for e in executors]
+
+    def values(self) -> dict[str, str]:
+        self.is_valid()
+        return {
+            name: self.cleaned_data.get(name) or ""
+            for name in ("binding", "executor")
+            if name not in self.errors
+        }
+
+
+def new_idempotency_key() -> str:
+    return str(uuid.uuid4())
+
+
+class _AttemptForm(forms.Form):
+    """A form that requests a fresh attempt. Its idempotency key is made when
+    the form is rendered, so a double-click or a resubmission of the same
+    rendered form makes one attempt."""
+
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), max_length=2000, error_messages=REASON_ERRORS
+    )
+    assignee = forms.ChoiceField(required=False, label="Assignee")
+    idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=200)
+
+    def __init__(self, *args, agents: list[Agent], default_assignee: Agent | None, **kwargs) -> None:
+        kwargs.setdefault("initial", {})
+        kwargs["initial"].setdefault("idempotency_key", new_idempotency_key())
+        if default_assignee is not None:
+            kwargs["initial"].setdefault("assignee", default_assignee.name)
+        super().__init__(*args, **kwargs)
+        self.default_assignee = default_assignee
+        self.active_names = {a.name for a in agents}
+        choices = [(a.name, a.name) for a in agents]
+        if default_assignee is not None and default_assignee.name not in {a.name for a in agents}:
+            # The frozen assignee may have been deactivated since; keeping it
+            # is still allowed (rule 3), choosing it anew is not.
+            choices.insert(0, (default_assignee.name, f"{default_assignee.name} (inactive, keep frozen)"))
+        self.fields["assignee"].choices = choices
+
+    def explicit_assignee(self) -> str | None:
+        """The chosen agent, passed on as explicit so that a repeat of the
+        same rendered form has the same fingerprint even after the first one
+        moved the frozen assignee. An inactive frozen assignee is kept by
+        passing nothing: the service then decides it by rule 3."""
+        chosen = self.cleaned_data.get("assignee") or None
+        if chosen is None or chosen not in self.active_names:
+            return None
+        return chosen
+
+
+class RerunForm(_AttemptForm):
+    override_budget = forms.BooleanField(required=False, label="Override the retry budget")
+    supersede_active = forms.BooleanField(required=False, label="Supersede the active attempt")
+
+    def __init__(self, *args, offer_override: bool, offer_supersede: bool, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # Only the options that apply to the task now are offered; a stale
+        # page that lacks one gets the service's refusal, shown in place.
+        if not offer_override:
+            del self.fields["override_budget"]
+        if not offer_supersede:
+            del self.fields["supersede_active"]
+
+
+class RepairForm(_AttemptForm):
+    pass
+
+
+class CancelForm(forms.Form):
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), max_length=2000, error_messages=REASON_ERRORS
+    )
+
+
+class LaunchForm(forms.Form):
+    idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=200)
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("initial", {})
+        kwargs["initial"].setdefault("idempotency_key", new_idempotency_key())
+        super().__init__(*args, **kwargs)

@@ -1,0 +1,354 @@
+"""The operator dashboard: thin views that parse, check the role, call one
+service and render. With ``HX-Request`` a view renders only the fragment its
+target asks for; without it the full page, so links and reloads work."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from functools import wraps
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render, resolve_url
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from missioncontrol.errors import ServiceError
+from missioncontrol.roles import OPERATOR, VIEWER, actor_name, has_role
+from planning import selectors_web as sel
+from planning import services as planning_services
+from planning.models import PlanningTask
+from planning.selectors import plan_list_with_projection
+from retries import services as retry_services
+
+from .forms import BoardFilterForm, CancelForm, LaunchForm, NativeRunFilterForm, RepairForm, RerunForm
+
+BOARD_PAGE_SIZE = 50
+PLANS_PAGE_SIZE = 20
+RUNS_PAGE_SIZE = 50
+# A polling fragment sends the version it shows; an unchanged version gets an
+# empty 204, which htmx does not swap: selection, focus and scroll stay put.
+SINCE_HEADER = "X-MC-Since"
+
+
+def role_required(role: str) -> Callable:
+    """Every page needs a login and a role; the server refuses, not just the
+    template that hides a button."""
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if not request.user.is_authenticated:
+                if request.htmx:
+                    # A fragment must not swap the login page into itself.
+                    page = request.htmx.current_url_abs_path or request.get_full_path()
+                    login = resolve_url(settings.LOGIN_URL)
+                    return HttpResponseClientRedirect(f"{login}?next={page}")
+                return redirect_to_login(request.get_full_path())
+            if not has_role(request.user, role):
+                return _forbidden(request, role)
+            return view(request, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def _forbidden(request: HttpRequest, role: str) -> HttpResponse:
+    context = {"role": role, "detail": f"This needs the {role} role, which your account does not have."}
+    template = "planning/forbidden.html#message" if request.htmx else "planning/forbidden.html"
+    return render(request, template, context, status=403)
+
+
+def _render(request: HttpRequest, template: str, fragments: dict[str, str], context: dict, status: int = 200):
+    fragment = fragments.get(request.htmx.target or "") if request.htmx else None
+    name = f"{template}#{fragment}" if fragment else template
+    return render(request, name, context, status=status)
+
+
+def _unchanged(request: HttpRequest, version: int) -> bool:
+    return bool(request.htmx) and request.headers.get(SINCE_HEADER) == str(version)
+
+
+def _base_context(request: HttpRequest, section: str) -> dict:
+    return {
+        "section": section,
+        "can_operate": has_role(request.user, OPERATOR),
+        "poll_seconds": 5,
+    }
+
+
+# --- Board -----------------------------------------------------------------------
+
+
+@require_GET
+@role_required(VIEWER)
+def board(request: HttpRequest) -> HttpResponse:
+    version = sel.board_version()
+    if _unchanged(request, version):
+        return HttpResponse(status=204)
+    form = BoardFilterForm(request.GET, options=sel.board_filter_options())
+    filters = form.filters()
+    page = Paginator(sel.board_tasks(filters), BOARD_PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = sel.decorate_board_rows(list(page.object_list))
+    counts = sel.board_counts(filters)
+    context = {
+        **_base_context(request, "board"),
+        "form": form,
+        "filters": filters,
+        "page": page,
+        "tasks": page.object_list,
+        "counts": counts,
+        "status_counts": [(status, label, counts[status]) for status, label in PlanningTask.Status.choices],
+        "version": version,
+    }
+    return _render(request, "planning/board.html", {"board": "board", "board-live": "live"}, context)
+
+
+# --- Task detail and its actions ---------------------------------------------------
+
+
+def _detail_or_404(slug: str) -> sel.TaskDetail:
+    detail = sel.task_detail(slug)
+    if detail is None:
+        raise Http404(f"No task named {slug!r}.")
+    return detail
+
+
+def _action_forms(detail: sel.TaskDetail, bound: dict | None = None) -> dict:
+    """The forms that apply to the task in its status now. ``bound`` holds a
+    submitted form to show again with its errors."""
+    bound = bound or {}
+    task = detail.task
+    S = PlanningTask.Status
+    agents = sel.active_agents()
+    forms: dict = {}
+    common = {"agents": agents, "default_assignee": detail.default_assignee}
+    if task.status == S.DRAFT:
+        forms["launch_form"] = bound.get("launch") or LaunchForm(prefix="launch")
+    else:
+        if task.status != S.SUCCEEDED:
+            forms["rerun_form"] = bound.get("rerun") or RerunForm(
+                prefix="rerun",
+                offer_override=task.attempt_count >= task.max_attempts,
+                offer_supersede=task.status in PlanningTask.ACTIVE_STATUSES,
+                **common,
+            )
+        forms["repair_form"] = bound.get("repair") or RepairForm(prefix="repair", **common)
+    if task.status not in (S.SUCCEEDED, S.CANCELLED):
+        forms["cancel_form"] = bound.get("cancel") or CancelForm(prefix="cancel")
+    return forms
+
+
+def _detail_context(request: HttpRequest, detail: sel.TaskDetail, *, bound: dict | None = None) -> dict:
+    tab = request.GET.get("tab", "attempts")
+    if tab not in ("attempts", "ledger"):
+        tab = "attempts"
+    context = {
+        **_base_context(request, "board"),
+        "d": detail,
+        "task": detail.task,
+        "tab": tab,
+        "version": detail.version,
+        "attempt_numbers": {a.id: a.number for a in detail.attempts},
+    }
+    if tab == "ledger":
+        context["events"] = sel.task_events(detail.task)
+    if context["can_operate"]:
+        context.update(_action_forms(detail, bound))
+    return context
+
+
+@require_GET
+@role_required(VIEWER)
+def task_detail(request: HttpRequest, slug: str) -> HttpResponse:
+    if request.htmx and request.headers.get(SINCE_HEADER):
+        version = sel.task_version(slug)
+        if version is None:
+            raise Http404(f"No task named {slug!r}.")
+        if _unchanged(request, version):
+            return HttpResponse(status=204)
+    detail = _detail_or_404(slug)
+    return _render(
+        request,
+        "planning/task_detail.html",
+        {"task-live": "live", "task-actions": "actions"},
+        _detail_context(request, detail),
+    )
+
+
+def _action_done(request: HttpRequest, slug: str, message: str) -> HttpResponse:
+    if not request.htmx:
+        messages.success(request, message)
+        return redirect("task_detail", slug=slug)
+    detail = _detail_or_404(slug)
+    context = {**_detail_context(request, detail), "action_message": message, "action_ok": True}
+    response = render(request, "planning/task_detail.html#actions", context)
+    # The timeline and summary listen for this and reload themselves.
+    response["HX-Trigger"] = "task-changed"
+    return response
+
+
+def _action_refused(request: HttpRequest, slug: str, name: str, form, error: ServiceError | None) -> HttpResponse:
+    """Show the refusal where the form is: field errors next to their
+    fields (400), the service's sentence for a refused transition (409)."""
+    status = 400
+    message = None
+    code = "invalid"
+    if error is not None:
+        status, code = error.status, error.code
+        for field, msgs in (error.errors or {}).items():
+            for msg in msgs:
+                form.add_error(field if field in form.fields else None, msg)
+        if not error.errors:
+            message = error.detail
+    detail = _detail_or_404(slug)
+    context = {
+        **_detail_context(request, detail, bound={name: form}),
+        "action_message": message,
+        "action_code": code,
+        "action_form": name,
+        "action_ok": False,
+    }
+    template = "planning/task_detail.html#actions" if request.htmx else "planning/task_detail.html"
+    return render(request, template, context, status=status)
+
+
+def _attempt_message(verb: str, result: retry_services.AttemptResult) -> str:
+    attempt = result.attempt
+    who = attempt.requested_assignee.name if attempt.requested_assignee_id else "nobody"
+    if result.replayed:
+        return f"Already done: this form was submitted before and made attempt #{attempt.number}; nothing new was created."
+    return f"{verb} attempt #{attempt.number}, frozen assignee {who}."
+
+
+@require_POST
+@role_required(OPERATOR)
+def task_rerun(request: HttpRequest, slug: str) -> HttpResponse:
+    detail = _detail_or_404(slug)
+    task = detail.task
+    form = RerunForm(
+        request.POST,
+        prefix="rerun",
+        agents=sel.active_agents(),
+        default_assignee=detail.default_assignee,
+        offer_override=task.attempt_count >= task.max_attempts,
+        offer_supersede=task.status in PlanningTask.ACTIVE_STATUSES,
+    )
+    if not form.is_valid():
+        return _action_refused(request, slug, "rerun", form, None)
+    data = form.cleaned_data
+    try:
+        result = retry_services.task_rerun(
+            slug=slug,
+            actor=actor_name(request.user),
+            reason=data["reason"],
+            assignee=form.explicit_assignee(),
+            override_budget=bool(data.get("override_budget")),
+            supersede_active=bool(data.get("supersede_active")),
+            idempotency_key=data["idempotency_key"],
+        )
+    except ServiceError as exc:
+        return _action_refused(request, slug, "rerun", form, exc)
+    return _action_done(request, slug, _attempt_message("Rerun requested:", result))
+
+
+@require_POST
+@role_required(OPERATOR)
+def task_repair(request: HttpRequest, slug: str) -> HttpResponse:
+    detail = _detail_or_404(slug)
+    form = RepairForm(
+        request.POST, prefix="repair", agents=sel.active_agents(), default_assignee=detail.default_assignee
+    )
+    if not form.is_valid():
+        return _action_refused(request, slug, "repair", form, None)
+    try:
+        result = retry_services.task_repair(
+            slug=slug,
+            actor=actor_name(request.user),
+            reason=form.cleaned_data["reason"],
+            assignee=form.explicit_assignee(),
+            idempotency_key=form.cleaned_data["idempotency_key"],
+        )
+    except ServiceError as exc:
+        return _action_refused(request, slug, "repair", form, exc)
+    return _action_done(request, slug, _attempt_message("Repair started:", result))
+
+
+@require_POST
+@role_required(OPERATOR)
+def task_cancel(request: HttpRequest, slug: str) -> HttpResponse:
+    _detail_or_404(slug)
+    form = CancelForm(request.POST, prefix="cancel")
+    if not form.is_valid():
+        return _action_refused(request, slug, "cancel", form, None)
+    try:
+        retry_services.task_cancel(slug=slug, actor=actor_name(request.user), reason=form.cleaned_data["reason"])
+    except ServiceError as exc:
+        return _action_refused(request, slug, "cancel", form, exc)
+    return _action_done(request, slug, f"Task {slug} is cancelled.")
+
+
+@require_POST
+@role_required(OPERATOR)
+def task_launch(request: HttpRequest, slug: str) -> HttpResponse:
+    _detail_or_404(slug)
+    form = LaunchForm(request.POST, prefix="launch")
+    if not form.is_valid():
+        return _action_refused(request, slug, "launch", form, None)
+    try:
+        result = retry_services.task_launch(
+            slug=slug, actor=actor_name(request.user), idempotency_key=form.cleaned_data["idempotency_key"]
+        )
+    except ServiceError as exc:
+        return _action_refused(request, slug, "launch", form, exc)
+    return _action_done(request, slug, _attempt_message("Launched:", result))
+
+
+# --- Plans -----------------------------------------------------------------------
+
+
+@require_GET
+@role_required(VIEWER)
+def plans(request: HttpRequest) -> HttpResponse:
+    page = Paginator(sel.plans_queryset(), PLANS_PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = plan_list_with_projection(page.object_list)
+    context = {
+        **_base_context(request, "plans"),
+        "page": page,
+        "plans": page.object_list,
+        "statuses": PlanningTask.Status.choices,
+    }
+    return _render(request, "planning/plans.html", {"plans-live": "live"}, context)
+
+
+@require_POST
+@role_required(OPERATOR)
+def plan_resume(request: HttpRequest, plan_id: uuid.UUID) -> HttpResponse:
+    try:
+        plan = planning_services.plan_resume(plan_id=plan_id, actor=actor_name(request.user))
+    except ServiceError as exc:
+        if exc.status == 404:
+            raise Http404(exc.detail) from exc
+        messages.error(request, exc.detail)
+    else:
+        messages.success(request, f"Plan {plan.name} resumed; it is {plan.status} now.")
+    return redirect(reverse("plans") + f"#plan-{plan_id}")
+
+
+# --- Native runs -----------------------------------------------------------------
+
+
+@require_GET
+@role_required(VIEWER)
+def native_runs(request: HttpRequest) -> HttpResponse:
+    form = NativeRunFilterForm(request.GET, executors=sel.native_run_executors())
+    page = Paginator(sel.native_runs_for_triage(**form.values()), RUNS_PAGE_SIZE).get_page(request.GET.get("page"))
+    page.object_list = sel.attach_claimed_attempts(list(page.object_list))
+    context = {**_base_context(request, "runs"), "form": form, "page": page, "runs": page.object_list}
+    return _render(request, "planning/native_runs.html", {"runs-live": "live"}, context)
