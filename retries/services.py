@@ -157,8 +157,12 @@ def _attempt_status_set(
     return fields
 
 
-def _project_task(task: PlanningTask, attempt: Attempt, *, actor: str) -> list[str]:
-    """The task's status follows its current attempt's."""
+def _project_task(task: PlanningTask, attempt: Attempt, attempt_fields: list[str], *, actor: str) -> list[str]:
+    """The task's status follows its current attempt's, when that attempt's
+    status just changed. Only then: a heartbeat must not pull a task that an
+    operator cancelled, or that the budget blocked, back to ``failed``."""
+    if "status" not in attempt_fields:
+        return []
     return task_status_set(task, TASK_STATUS_FOR_ATTEMPT[attempt.status], actor=actor, data={"attempt": attempt.number})
 
 
@@ -257,6 +261,11 @@ def _resolve_assignee(
     # decided once, here.
     if explicit is not None:
         return explicit
+    if previous is None:
+        # No current attempt (e.g. only imported history): the latest one counts.
+        previous = (
+            Attempt.objects.select_related("requested_assignee").filter(task_id=task.id).order_by("-number").first()
+        )
     if previous is not None and previous.requested_assignee_id is not None:
         return previous.requested_assignee
     return task.assignee or task.project.owner
@@ -639,7 +648,7 @@ def attempt_mark_launching(*, attempt_id: uuid.UUID, actor: str = "system") -> A
         fields = _attempt_status_set(attempt, AS.LAUNCHING, actor=actor, now=now)
         attempt.last_heartbeat_at = now
         attempt.save(update_fields=[*fields, "last_heartbeat_at"])
-        _save_task(task, _project_task(task, attempt, actor=actor), actor)
+        _save_task(task, _project_task(task, attempt, fields, actor=actor), actor)
     return attempt
 
 
@@ -660,7 +669,7 @@ def attempt_fail(
         fields = _attempt_status_set(attempt, AS.FAILED, actor=actor, now=now, data={"kind": kind})
         fields += _set_failure(attempt, kind=kind, phase=phase, message=message)
         attempt.save(update_fields=fields)
-        _save_task(task, _project_task(task, attempt, actor=actor), actor)
+        _save_task(task, _project_task(task, attempt, fields, actor=actor), actor)
     return attempt
 
 
@@ -692,7 +701,7 @@ def attempt_fail_if_stalled(*, attempt_id: uuid.UUID, now: dt.datetime | None = 
             f"(stall timeout {task.procedure.stall_timeout_seconds} s).",
         )
         attempt.save(update_fields=fields)
-        _save_task(task, _project_task(task, attempt, actor=actor), actor)
+        _save_task(task, _project_task(task, attempt, fields, actor=actor), actor)
         dispatch.cancel_after_commit(attempt_id=attempt.id, executor=task.procedure.executor)
     return True
 
@@ -706,6 +715,10 @@ def task_sync_with_attempt(*, task_id: int, actor: str = "system") -> bool:
         attempt = _lock_current_attempt(task)
         if attempt is None:
             return False
+        if task.status not in PlanningTask.ACTIVE_STATUSES:
+            # Only an active task can lag; a failed, blocked or cancelled one
+            # got there through its own transition.
+            return False
         fields: list[str] = []
         run = (
             NativeRun.objects.select_for_update(of=("self",))
@@ -716,7 +729,9 @@ def task_sync_with_attempt(*, task_id: int, actor: str = "system") -> bool:
         if run is not None and run.status in NativeRun.TERMINAL and not attempt.is_terminal:
             fields = _apply_run_status(attempt, run, actor=actor, now=now)
             attempt.save(update_fields=fields)
-        task_fields = _project_task(task, attempt, actor=actor)
+        task_fields = task_status_set(
+            task, TASK_STATUS_FOR_ATTEMPT[attempt.status], actor=actor, data={"attempt": attempt.number, "sync": True}
+        )
         _save_task(task, task_fields, actor)
         return bool(fields or task_fields)
 
@@ -780,7 +795,7 @@ def attempt_record_phase(
             if all(p in passed for p in phases[start:]):
                 fields += _attempt_status_set(attempt, AS.SUCCEEDED, actor=actor, now=now)
         attempt.save(update_fields=list(dict.fromkeys(fields)))
-        _save_task(task, _project_task(task, attempt, actor=actor), actor)
+        _save_task(task, _project_task(task, attempt, fields, actor=actor), actor)
     return record, True
 
 
@@ -892,24 +907,31 @@ def _report_into_locked(
         .filter(executor=report.executor, native_run_id=report.native_run_id)
         .first()
     )
-    created = run is None
+    created = False
+    if run is None:
+        # Reports naming a known task are serialized by the task lock; for the
+        # rest, the unique (executor, native_run_id) decides who inserts.
+        run, created = NativeRun.objects.get_or_create(
+            executor=report.executor,
+            native_run_id=report.native_run_id,
+            defaults=dict(
+                native_task_id=report.native_task_id,
+                task_slug=report.task or "",
+                task=task,
+                claimed_attempt_id=report.attempt_id,
+                status=report.status,
+                phase=report.phase or "",
+                created_at=report.created_at,
+                first_seen_at=now,
+                last_seen_at=now,
+                message=report.message or "",
+            ),
+        )
+        if not created:
+            run = NativeRun.objects.select_for_update(of=("self",)).get(id=run.id)
     run_fields: list[str] = []
     attempt_fields: list[str] = []
     if created:
-        run = NativeRun.objects.create(
-            executor=report.executor,
-            native_task_id=report.native_task_id,
-            native_run_id=report.native_run_id,
-            task_slug=report.task or "",
-            task=task,
-            claimed_attempt_id=report.attempt_id,
-            status=report.status,
-            phase=report.phase or "",
-            created_at=report.created_at,
-            first_seen_at=now,
-            last_seen_at=now,
-            message=report.message or "",
-        )
         ledger_append(
             type="native_run.reported",
             actor=actor,
@@ -987,7 +1009,7 @@ def _report_into_locked(
         run.save(update_fields=list(dict.fromkeys(run_fields)))
     if attempt_fields and current is not None:
         current.save(update_fields=list(dict.fromkeys(attempt_fields)))
-        _save_task(task, _project_task(task, current, actor=actor), actor)
+        _save_task(task, _project_task(task, current, attempt_fields, actor=actor), actor)
     return run, created
 
 
@@ -1050,5 +1072,5 @@ def native_run_try_bind(*, run_id: int, actor: str = "system") -> str:
             run.save(update_fields=run_fields)
         if attempt_fields:
             current.save(update_fields=list(dict.fromkeys(attempt_fields)))
-            _save_task(task, _project_task(task, current, actor=actor), actor)
+            _save_task(task, _project_task(task, current, attempt_fields, actor=actor), actor)
         return run.binding

@@ -198,3 +198,14 @@ def test_expired_key_can_be_used_again(settings):
     assert services.idempotency_keys_expire() == 1
     again = rerun(task, idempotency_key="k-old")
     assert again.created and again.attempt.number == 3
+
+
+def test_cancelled_after_failure_stays_cancelled_and_rerun_keeps_previous_frozen_assignee():
+    task = TaskFactory()
+    chosen = AgentFactory(name="kept")
+    fail_current(task)
+    services.task_rerun(slug=task.slug, actor="op", reason="x", assignee=chosen.name)
+    fail_current(task)
+    services.task_cancel(slug=task.slug, actor="op", reason="stop for now")
+    again = rerun(task, override_budget=True).attempt
+    assert again.requested_assignee == chosen

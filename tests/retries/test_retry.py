@@ -125,3 +125,38 @@ def test_retry_ignores_tasks_that_are_not_failed():
     task = TaskFactory()
     launch(task)
     assert services.task_retry_or_block(task_id=task.id) is None
+
+
+def test_sync_and_heartbeats_never_pull_a_blocked_or_cancelled_task_back():
+    task = TaskFactory(max_attempts=1)
+    attempt = launch(task)
+    from tests.steps import report
+
+    report(task, status="running", native_run_id="nr-1", attempt=attempt)
+    report(task, status="failed", native_run_id="nr-1", attempt=attempt)
+    services.task_retry_or_block(task_id=task.id)
+    task.refresh_from_db()
+    assert task.status == "blocked"
+    assert services.task_sync_with_attempt(task_id=task.id) is False
+    report(task, status="failed", native_run_id="nr-1", attempt=attempt)  # heartbeat of the same state
+    services.task_cancel(slug=task.slug, actor="op", reason="give up")
+    report(task, status="failed", native_run_id="nr-1", attempt=attempt)
+    task.refresh_from_db()
+    assert task.status == "cancelled"
+
+
+def test_sync_moves_an_active_task_whose_bound_run_is_terminal():
+    task = TaskFactory()
+    attempt = launch(task)
+    from tests.steps import report
+
+    report(task, status="running", native_run_id="nr-1", attempt=attempt)
+    # The run's terminal state was recorded, but the attempt lagged behind
+    # (the failure mode of seed 002); the safety net brings both in line.
+    from retries.models import NativeRun
+
+    NativeRun.objects.filter(native_run_id="nr-1").update(status="succeeded")
+    assert services.task_sync_with_attempt(task_id=task.id) is True
+    task.refresh_from_db()
+    attempt.refresh_from_db()
+    assert attempt.status == "succeeded" and task.status == "succeeded"
