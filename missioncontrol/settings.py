@@ -155,6 +155,9 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "missioncontrol.api.errors.api_exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "missioncontrol.api.pagination.ApiPagination",
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 
 SPECTACULAR_SETTINGS = {
@@ -165,6 +168,20 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "missioncontrol.api.schema.add_error_responses",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "TaskStatusEnum": "planning.models.PlanningTask.Status",
+        "PlanStatusEnum": "planning.models.Plan.Status",
+        "AttemptStatusEnum": "retries.models.Attempt.Status",
+        "AttemptKindEnum": "retries.models.Attempt.Kind",
+        "NativeRunStatusEnum": "retries.models.NativeRun.Status",
+        "BindingStateEnum": "retries.models.NativeRun.Binding",
+        "AgentKindEnum": "planning.models.Agent.Kind",
+        "ExecutorEnum": "planning.models.Procedure.Executor",
+    },
 }
 
 # Celery. The embedded default is kombu's SQLAlchemy transport on a SQLite file:

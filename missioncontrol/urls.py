@@ -6,6 +6,7 @@ from . import views
 urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("admin/", admin.site.urls),
+    path("api/v1/", include("missioncontrol.api.urls")),
     # The operator dashboard: board at /, login and logout under accounts/.
     path("", include("planning.web.urls")),
 ]

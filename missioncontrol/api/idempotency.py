@@ -1,0 +1,58 @@
+"""Keyed launch, rerun and repair: the first response is stored with the key
+and returned, status and body, to every repeat (rule 4)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+from django.db import transaction
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+from rest_framework.utils.encoders import JSONEncoder
+
+from retries.models import Attempt
+from retries.services import AttemptResult, idempotency_store_response
+
+HEADER = "Idempotency-Key"
+# Stored in a 200-character column; visible ASCII keeps it printable in logs.
+KEY_PATTERN = r"^[!-~]{1,200}$"
+
+IDEMPOTENCY_PARAMETER = OpenApiParameter(
+    name=HEADER,
+    type=OpenApiTypes.STR,
+    location=OpenApiParameter.HEADER,
+    required=False,
+    pattern=KEY_PATTERN,
+    description="Repeats with the same key for the same task return the first response and create nothing; "
+    "the same key with a different body is 422 idempotency_key_reused. Keys expire after 24 hours.",
+)
+
+
+def idempotency_key(request) -> str | None:
+    key = request.headers.get(HEADER)
+    if key is None or key == "":
+        return None
+    if not re.fullmatch(KEY_PATTERN, key):
+        raise ValidationError({HEADER: ["Use 1 to 200 visible ASCII characters."]})
+    return key
+
+
+def attempt_response(call: Callable[[], AttemptResult], serialize: Callable[[Attempt], Any]) -> Response:
+    """Run the service and store its response in ONE transaction: the task row
+    lock the service takes is held until the response is stored, so a
+    concurrent repeat of the key waits and then finds this very response."""
+    with transaction.atomic():
+        result = call()
+        if result.replayed and result.stored_status is not None:
+            return Response(result.stored_body, status=result.stored_status)
+        # A replay whose first response was never stored answered 201 first.
+        status = 201 if (result.created or result.replayed) else 200
+        body = json.loads(json.dumps(serialize(result.attempt), cls=JSONEncoder))
+        if result.idempotency is not None and not result.replayed:
+            idempotency_store_response(record=result.idempotency, status=status, body=body)
+    return Response(body, status=status)

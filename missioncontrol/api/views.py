@@ -1,0 +1,53 @@
+"""Base classes of the API views and the schema and docs pages."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework import serializers, viewsets
+from rest_framework.renderers import JSONRenderer
+
+from missioncontrol.roles import actor_name
+
+from .permissions import RolePermission
+
+
+def validated(serializer_class: type[serializers.Serializer], request, **kwargs: Any) -> dict[str, Any]:
+    """The request body checked by ``serializer_class``; 400 with field errors otherwise."""
+    serializer = serializer_class(data=request.data, **kwargs)
+    serializer.is_valid(raise_exception=True)
+    return dict(serializer.validated_data)
+
+
+class ApiViewSet(viewsets.GenericViewSet):
+    """Reads for every role, writes for ``write_role``; no PUT or DELETE."""
+
+    permission_classes = [RolePermission]
+    http_method_names = ["get", "post", "patch", "head"]
+    write_role: str | None = None
+
+    @property
+    def actor(self) -> str:
+        return actor_name(self.request.user)
+
+
+class _JsonErrors:
+    """The schema and docs pages render YAML or HTML; their errors are the
+    API's JSON error shape all the same."""
+
+    permission_classes = [RolePermission]
+
+    def handle_exception(self, exc):
+        response = super().handle_exception(exc)
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return response
+
+
+class SchemaView(_JsonErrors, SpectacularAPIView):
+    pass
+
+
+class DocsView(_JsonErrors, SpectacularSwaggerView):
+    pass

@@ -1,0 +1,297 @@
+"""REST views of agents, projects, procedures, plans and tasks. Each one
+parses, checks the role (RolePermission), calls one service and serializes."""
+
+from __future__ import annotations
+
+from django.db.models import Prefetch
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import generics, mixins
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.response import Response
+
+from missioncontrol.api.idempotency import IDEMPOTENCY_PARAMETER, attempt_response, idempotency_key
+from missioncontrol.api.permissions import RolePermission
+from missioncontrol.api.schema import error
+from missioncontrol.api.validators import SLUG_PATH_REGEX
+from missioncontrol.api.views import ApiViewSet, validated
+from missioncontrol.roles import ADMIN, OPERATOR
+from planning import services
+from planning.models import Agent, Event, Plan, PlanningTask, Procedure, Project
+from planning.selectors import attempts_for_task, plan_list_with_projection, task_queryset
+from retries import services as retry_services
+from retries.api.serializers import AttemptSerializer
+from retries.models import PhaseOutcome
+
+from . import serializers as s
+from .filters import PlanFilter, TaskFilter
+
+UUID_PATH_REGEX = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+CONFLICT = error("The transition is not allowed now (see `code`).")
+
+
+# --- Agents, projects, procedures (admin writes) ------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List agents"),
+    retrieve=extend_schema(summary="One agent"),
+    create=extend_schema(summary="Create an agent", request=s.AgentCreateSerializer, responses={201: s.AgentSerializer}),
+    partial_update=extend_schema(
+        summary="Change an agent's kind or active flag", request=s.AgentUpdateSerializer, responses={200: s.AgentSerializer}
+    ),
+)
+class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    queryset = Agent.objects.all()
+    serializer_class = s.AgentSerializer
+    lookup_field = "name"
+    lookup_value_regex = SLUG_PATH_REGEX
+    write_role = ADMIN
+
+    def create(self, request):
+        agent = services.agent_create(**validated(s.AgentCreateSerializer, request), actor=self.actor)
+        return Response(s.AgentSerializer(agent).data, status=201)
+
+    def partial_update(self, request, name):
+        agent = services.agent_update(name=name, **validated(s.AgentUpdateSerializer, request), actor=self.actor)
+        return Response(s.AgentSerializer(agent).data)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List projects"),
+    retrieve=extend_schema(summary="One project"),
+    create=extend_schema(summary="Create a project", request=s.ProjectCreateSerializer, responses={201: s.ProjectSerializer}),
+    partial_update=extend_schema(
+        summary="Rename a project or change its owner (future defaults only)",
+        request=s.ProjectUpdateSerializer,
+        responses={200: s.ProjectSerializer},
+    ),
+)
+class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    queryset = Project.objects.select_related("owner")
+    serializer_class = s.ProjectSerializer
+    lookup_field = "slug"
+    lookup_value_regex = SLUG_PATH_REGEX
+    write_role = ADMIN
+
+    def create(self, request):
+        project = services.project_create(**validated(s.ProjectCreateSerializer, request), actor=self.actor)
+        return Response(s.ProjectSerializer(project).data, status=201)
+
+    def partial_update(self, request, slug):
+        project = services.project_update(slug=slug, **validated(s.ProjectUpdateSerializer, request), actor=self.actor)
+        return Response(s.ProjectSerializer(project).data)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List procedures"),
+    retrieve=extend_schema(summary="One procedure"),
+    create=extend_schema(
+        summary="Create a procedure", request=s.ProcedureCreateSerializer, responses={201: s.ProcedureSerializer}
+    ),
+    partial_update=extend_schema(
+        summary="Change a procedure", request=s.ProcedureUpdateSerializer, responses={200: s.ProcedureSerializer}
+    ),
+)
+class ProcedureViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    queryset = Procedure.objects.all()
+    serializer_class = s.ProcedureSerializer
+    lookup_field = "slug"
+    lookup_value_regex = SLUG_PATH_REGEX
+    write_role = ADMIN
+
+    def create(self, request):
+        procedure = services.procedure_create(**validated(s.ProcedureCreateSerializer, request), actor=self.actor)
+        return Response(s.ProcedureSerializer(procedure).data, status=201)
+
+    def partial_update(self, request, slug):
+        procedure = services.procedure_update(
+            slug=slug, **validated(s.ProcedureUpdateSerializer, request), actor=self.actor
+        )
+        return Response(s.ProcedureSerializer(procedure).data)
+
+
+# --- Plans (operator writes) --------------------------------------------------
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List plans with counts and failure diagnostics"),
+    retrieve=extend_schema(summary="One plan"),
+    create=extend_schema(summary="Create a plan", request=s.PlanCreateSerializer, responses={201: s.PlanSerializer}),
+)
+class PlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    queryset = Plan.objects.select_related("project").order_by("-created_at", "id")
+    serializer_class = s.PlanSerializer
+    filterset_class = PlanFilter
+    lookup_value_regex = UUID_PATH_REGEX
+    write_role = OPERATOR
+
+    def list(self, request):
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(s.PlanSerializer(plan_list_with_projection(page), many=True).data)
+
+    def retrieve(self, request, pk):
+        return Response(self._plan_data(self.get_object()))
+
+    def create(self, request):
+        plan = services.plan_create(**validated(s.PlanCreateSerializer, request), actor=self.actor)
+        return Response(self._plan_data(plan), status=201)
+
+    @extend_schema(summary="Lift an on_error pause", request=None, responses={200: s.PlanSerializer})
+    @action(detail=True, methods=["post"])
+    def resume(self, request, pk):
+        plan = services.plan_resume(plan_id=self.kwargs["pk"], actor=self.actor)
+        return Response(self._plan_data(plan))
+
+    def _plan_data(self, plan: Plan) -> dict:
+        plan = Plan.objects.select_related("project").get(pk=plan.pk)
+        return s.PlanSerializer(plan_list_with_projection([plan])[0]).data
+
+
+# --- Tasks (operator writes) --------------------------------------------------
+
+
+def tasks_with_attempts():
+    """task_queryset plus the current attempt's phases: a fixed number of queries."""
+    return task_queryset().prefetch_related(
+        Prefetch("current_attempts__phase_outcomes", queryset=PhaseOutcome.objects.order_by("at", "id"))
+    )
+
+
+def attempt_data(attempt) -> dict:
+    return AttemptSerializer(attempt).data
+
+
+TASK_ACTION_ERRORS = {
+    400: error("Bad input: `errors` maps each field to its messages; nothing changed."),
+    404: error("Unknown task."),
+    409: CONFLICT,
+    422: error("idempotency_key_reused: the key was used for this task with a different body."),
+}
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List tasks"),
+    retrieve=extend_schema(summary="One task with its current attempt and diagnostics"),
+    create=extend_schema(
+        summary="Create a task in draft", request=s.TaskCreateSerializer, responses={201: s.TaskSerializer}
+    ),
+    partial_update=extend_schema(
+        summary="Edit title, params, assignee or max_attempts (never status)",
+        request=s.TaskUpdateSerializer,
+        responses={200: s.TaskSerializer},
+    ),
+)
+class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
+    serializer_class = s.TaskSerializer
+    filterset_class = TaskFilter
+    lookup_field = "slug"
+    lookup_value_regex = SLUG_PATH_REGEX
+    write_role = OPERATOR
+
+    def get_queryset(self):
+        return tasks_with_attempts()
+
+    def create(self, request):
+        task = services.task_create(**validated(s.TaskCreateSerializer, request), actor=self.actor)
+        return Response(self._task_data(task.slug), status=201)
+
+    def partial_update(self, request, slug):
+        if isinstance(request.data, dict):
+            fixed = sorted(set(request.data) & s.TASK_READ_ONLY)
+            if fixed:
+                raise ValidationError(
+                    {f: ["This field cannot be changed here; status moves only through launch, rerun, "
+                         "repair and cancel."] for f in fixed}
+                )
+        changes = validated(s.TaskUpdateSerializer, request)
+        task = services.task_update(slug=slug, **changes, actor=self.actor)
+        return Response(self._task_data(task.slug))
+
+    @extend_schema(
+        summary="Launch a draft task: attempt 1",
+        request=None,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses={
+            201: OpenApiResponse(AttemptSerializer, description="Attempt 1 was created."),
+            200: OpenApiResponse(AttemptSerializer, description="Already launched: the initial attempt."),
+            **TASK_ACTION_ERRORS,
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def launch(self, request, slug):
+        key = idempotency_key(request)
+        return attempt_response(
+            lambda: retry_services.task_launch(slug=slug, actor=self.actor, idempotency_key=key), attempt_data
+        )
+
+    @extend_schema(
+        summary="Rerun: a fresh attempt of a failed, blocked or cancelled task",
+        request=s.RerunSerializer,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses={201: AttemptSerializer, **TASK_ACTION_ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def rerun(self, request, slug):
+        data = validated(s.RerunSerializer, request)
+        key = idempotency_key(request)
+        return attempt_response(
+            lambda: retry_services.task_rerun(slug=slug, actor=self.actor, idempotency_key=key, **data), attempt_data
+        )
+
+    @extend_schema(
+        summary="Repair: reopen or fix a task with a reason",
+        request=s.RepairSerializer,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses={201: AttemptSerializer, **TASK_ACTION_ERRORS},
+    )
+    @action(detail=True, methods=["post"])
+    def repair(self, request, slug):
+        data = validated(s.RepairSerializer, request)
+        key = idempotency_key(request)
+        return attempt_response(
+            lambda: retry_services.task_repair(slug=slug, actor=self.actor, idempotency_key=key, **data), attempt_data
+        )
+
+    @extend_schema(
+        summary="Cancel the task and its current attempt",
+        request=s.ReasonSerializer,
+        responses={200: s.TaskSerializer, 409: CONFLICT},
+    )
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, slug):
+        data = validated(s.ReasonSerializer, request)
+        task = retry_services.task_cancel(slug=slug, actor=self.actor, **data)
+        return Response(self._task_data(task.slug))
+
+    def _task_data(self, slug: str) -> dict:
+        return s.TaskSerializer(tasks_with_attempts().get(slug=slug)).data
+
+
+class _TaskChildList(generics.ListAPIView):
+    permission_classes = [RolePermission]
+    filter_backends: list = []
+
+    def task(self) -> PlanningTask:
+        return get_object_or_404(PlanningTask.objects.only("id", "slug"), slug=self.kwargs["slug"])
+
+
+@extend_schema(summary="The task's attempts, newest first", parameters=[
+    OpenApiParameter("slug", str, OpenApiParameter.PATH, pattern=f"^{SLUG_PATH_REGEX}$")
+])
+class TaskAttemptList(_TaskChildList):
+    serializer_class = AttemptSerializer
+
+    def get_queryset(self):
+        return attempts_for_task(self.task()).select_related("task")
+
+
+@extend_schema(summary="The task's ledger, oldest first", parameters=[
+    OpenApiParameter("slug", str, OpenApiParameter.PATH, pattern=f"^{SLUG_PATH_REGEX}$")
+])
+class TaskEventList(_TaskChildList):
+    serializer_class = s.EventSerializer
+
+    def get_queryset(self):
+        return Event.objects.filter(task=self.task()).select_related("task").order_by("id")

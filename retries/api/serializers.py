@@ -1,0 +1,105 @@
+"""Shapes of attempts and native runs (API.md), and the inputs that report
+phases and native runs."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from missioncontrol.api.fields import (
+    StrictCharField,
+    StrictDateTimeField,
+    StrictUUIDField,
+)
+from retries.models import Attempt, NativeRun, PhaseOutcome
+
+
+class FailureSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    phase = serializers.CharField(allow_null=True)
+    message = serializers.CharField(allow_blank=True)
+
+
+class PhaseSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = PhaseOutcome
+        fields = ["phase", "outcome", "at", "message"]
+        read_only_fields = fields
+
+
+class AttemptSerializer(serializers.ModelSerializer):
+    task = serializers.CharField(source="task.slug", read_only=True)
+    requested_assignee = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    phases = PhaseSerializer(source="phase_outcomes", many=True, read_only=True)
+    superseded_by = serializers.UUIDField(source="superseded_by_id", read_only=True, allow_null=True)
+    failure = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Attempt
+        fields = [
+            "id", "task", "number", "kind", "status", "requested_by", "requested_at", "reason",
+            "requested_assignee", "resume_phase", "phases", "superseded_at", "superseded_by",
+            "native_task_id", "native_run_id", "failure", "started_at", "finished_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(FailureSerializer(allow_null=True))
+    def get_failure(self, attempt: Attempt) -> dict | None:
+        return attempt.failure
+
+
+class BindingSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=NativeRun.Binding.choices, source="binding")
+    attempt_id = serializers.UUIDField(allow_null=True)
+    reason = serializers.CharField(source="binding_reason", allow_null=True)
+
+
+class NativeRunSerializer(serializers.ModelSerializer):
+    task = serializers.SerializerMethodField()
+    attempt_id = serializers.UUIDField(source="claimed_attempt_id", read_only=True, allow_null=True)
+    binding = BindingSerializer(source="*", read_only=True)
+
+    class Meta:
+        model = NativeRun
+        fields = [
+            "executor", "native_task_id", "native_run_id", "task", "attempt_id", "status", "phase",
+            "created_at", "last_seen_at", "message", "binding",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_task(self, run: NativeRun) -> str | None:
+        # The slug the run claims; null when it named none.
+        return run.task_slug or None
+
+
+class PhaseReportSerializer(serializers.Serializer):
+    phase = StrictCharField(max_length=100)
+    outcome = serializers.ChoiceField(choices=PhaseOutcome.Outcome.choices)
+    message = StrictCharField(required=False, allow_blank=True, default="", max_length=10_000)
+
+
+class NativeRunReportSerializer(serializers.Serializer):
+    executor = StrictCharField(max_length=50)
+    native_task_id = StrictCharField(max_length=200)
+    native_run_id = StrictCharField(max_length=200)
+    task = StrictCharField(max_length=200)
+    attempt_id = StrictUUIDField(required=False, allow_null=True, default=None)
+    status = serializers.ChoiceField(choices=NativeRun.Status.choices)
+    created_at = StrictDateTimeField(required=False, allow_null=True, default=None)
+    phase = StrictCharField(required=False, allow_blank=True, default="", max_length=100)
+    message = StrictCharField(required=False, allow_blank=True, default="", max_length=10_000)
+
+
+MAX_BATCH = 500
+
+
+class NativeRunBatchSerializer(serializers.Serializer):
+    """For the schema only; the view validates each report on its own so
+    the errors are keyed by index."""
+
+    reports = NativeRunReportSerializer(many=True, max_length=MAX_BATCH)
+
+
+class NativeRunBatchResultSerializer(serializers.Serializer):
+    results = NativeRunSerializer(many=True)

@@ -1,0 +1,112 @@
+"""REST views of attempts, phases and native runs. Executors report here
+with their own token (role ``executor``)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from missioncontrol.api.errors import flatten_errors
+from missioncontrol.api.schema import error
+from missioncontrol.api.views import ApiViewSet, validated
+from missioncontrol.errors import ServiceError
+from missioncontrol.roles import EXECUTOR
+from retries import services
+from retries.models import Attempt, NativeRun
+
+from . import serializers as s
+from .filters import NativeRunFilter
+
+UUID_PATH_REGEX = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+
+def attempt_queryset():
+    return Attempt.objects.select_related("task", "requested_assignee").prefetch_related("phase_outcomes")
+
+
+@extend_schema_view(retrieve=extend_schema(summary="One attempt"))
+class AttemptViewSet(mixins.RetrieveModelMixin, ApiViewSet):
+    serializer_class = s.AttemptSerializer
+    lookup_value_regex = UUID_PATH_REGEX
+    write_role = EXECUTOR
+
+    def get_queryset(self):
+        return attempt_queryset()
+
+    @extend_schema(
+        summary="Record a phase outcome of the attempt",
+        request=s.PhaseReportSerializer,
+        responses={
+            201: OpenApiResponse(s.AttemptSerializer, description="Recorded; the attempt after it."),
+            200: OpenApiResponse(s.AttemptSerializer, description="Already recorded: nothing changed."),
+            409: error("superseded, attempt_finished or phase_conflict."),
+        },
+    )
+    @action(detail=True, methods=["post"])
+    def phases(self, request, pk):
+        data = validated(s.PhaseReportSerializer, request)
+        _, created = services.attempt_record_phase(attempt_id=self.kwargs["pk"], actor=self.actor, **data)
+        attempt = attempt_queryset().get(pk=self.kwargs["pk"])
+        return Response(s.AttemptSerializer(attempt).data, status=201 if created else 200)
+
+
+def run_report(data: dict) -> services.RunReport:
+    return services.RunReport(**data)
+
+
+@extend_schema_view(
+    list=extend_schema(summary="List native runs"),
+    create=extend_schema(
+        summary="Report a native run (or a heartbeat)",
+        request=s.NativeRunReportSerializer,
+        responses={
+            201: OpenApiResponse(s.NativeRunSerializer, description="A run not seen before."),
+            200: OpenApiResponse(s.NativeRunSerializer, description="A known run: updated or a heartbeat."),
+        },
+    ),
+)
+class NativeRunViewSet(mixins.ListModelMixin, ApiViewSet):
+    queryset = NativeRun.objects.order_by("-last_seen_at", "-id")
+    serializer_class = s.NativeRunSerializer
+    filterset_class = NativeRunFilter
+    write_role = EXECUTOR
+
+    def create(self, request):
+        report = run_report(validated(s.NativeRunReportSerializer, request))
+        run, created = services.native_run_report(report=report, actor=self.actor)
+        return Response(s.NativeRunSerializer(run).data, status=201 if created else 200)
+
+    @extend_schema(
+        summary=f"Report up to {s.MAX_BATCH} native runs at once, all or nothing",
+        request=s.NativeRunBatchSerializer,
+        responses={
+            200: s.NativeRunBatchResultSerializer,
+            400: error("`errors` maps each invalid report's index to its field errors; nothing was applied."),
+        },
+    )
+    @action(detail=False, methods=["post"])
+    def batch(self, request):
+        body = request.data
+        reports = body.get("reports") if isinstance(body, dict) else None
+        if not isinstance(reports, list):
+            raise ServiceError("invalid", "The request has invalid fields.", status=400,
+                               errors={"reports": ["Give a list of reports."]})
+        if len(reports) > s.MAX_BATCH:
+            raise ServiceError("invalid", "The request has invalid fields.", status=400,
+                               errors={"reports": [f"Send at most {s.MAX_BATCH} reports; got {len(reports)}."]})
+        parsed, errors = [], {}
+        for index, item in enumerate(reports):
+            serializer = s.NativeRunReportSerializer(data=item)
+            if serializer.is_valid():
+                parsed.append(run_report(dict(serializer.validated_data)))
+            else:
+                errors[str(index)] = flatten_errors(serializer.errors)
+        if errors:
+            raise ServiceError(
+                "invalid", f"{len(errors)} of {len(reports)} reports are invalid; none was applied.",
+                status=400, errors=errors,
+            )
+        results = services.native_run_report_batch(reports=parsed, actor=self.actor)
+        return Response({"results": s.NativeRunSerializer([run for run, _ in results], many=True).data})
