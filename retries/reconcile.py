@@ -1,0 +1,265 @@
+"""One reconciliation pass (Celery beat runs it every few seconds;
+``manage.py reconcile`` runs one by hand).
+
+Each step selects only rows that still need something, through a partial or
+status index, so a pass costs in proportion to unsettled work and never to
+history: unbound native runs (partial index ``native_run_unbound``), current
+attempts that are launching or running or pending (partial index
+``attempt_current_status``), failed and active tasks (index
+``task_status_updated``). The querysets are module functions so that tests
+can EXPLAIN exactly what a pass runs.
+
+Every change goes through one service that re-checks under its row locks, so
+two passes at once cannot both act on a row (the second finds it changed).
+On PostgreSQL a session advisory lock also makes a second concurrent pass
+step aside at once instead of doing the same reads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Min, Q, QuerySet
+from django.utils import timezone
+
+from planning.models import PlanningTask, Procedure
+from planning.services import plan_refresh
+from retries import services
+from retries.dispatch import PUSHING_EXECUTORS
+from retries.models import Attempt, NativeRun
+
+log = logging.getLogger(__name__)
+
+ADVISORY_LOCK_KEY = 0x6D63_7263  # "mcrc": one key for every reconciliation pass
+ACTIVE_ATTEMPT = (Attempt.Status.LAUNCHING, Attempt.Status.RUNNING)
+
+
+@dataclass
+class Summary:
+    skipped: bool = False
+    bound: int = 0
+    rejected: int = 0
+    polled: int = 0
+    synced: int = 0
+    stalled: int = 0
+    retried: int = 0
+    blocked: int = 0
+    relaunched: int = 0
+    plans_refreshed: int = 0
+    keys_expired: int = 0
+    errors: int = 0
+    plans: set = field(default_factory=set, repr=False)
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data.pop("plans")
+        return data
+
+    def __str__(self) -> str:
+        if self.skipped:
+            return "reconcile: another pass is running; skipped."
+        return "reconcile: " + ", ".join(f"{k} {v}" for k, v in self.as_dict().items() if k != "skipped")
+
+
+def _batch() -> int:
+    return int(getattr(settings, "RECONCILE_BATCH_SIZE", 500))
+
+
+def _consistent(prefix: str = "task__") -> Q:
+    # Rule 7: a task found inconsistent is not scheduled until a repair.
+    return Q(**{f"{prefix}inconsistent_since__isnull": True})
+
+
+# --- What a pass reads (each one index-friendly) ---------------------------------------
+
+
+def unbound_runs() -> QuerySet:
+    return (
+        NativeRun.objects.filter(binding=NativeRun.Binding.UNBOUND)
+        .filter(Q(task__isnull=True) | _consistent())
+        .order_by("id")
+        .values_list("id", flat=True)
+    )
+
+
+def pollable_attempts(executors: list[str]) -> QuerySet:
+    return (
+        Attempt.objects.filter(superseded_at__isnull=True, status__in=ACTIVE_ATTEMPT)
+        .filter(_consistent(), task__procedure__executor__in=executors)
+        .values_list("id", "task__procedure__executor")
+    )
+
+
+def tasks_lagging() -> QuerySet:
+    """Active tasks whose current attempt already finished, or whose bound
+    native run is terminal while the attempt is not (seed 002's safety net)."""
+    finished_attempt = Q(attempts__superseded_at__isnull=True, attempts__status__in=Attempt.TERMINAL)
+    terminal_run = Q(
+        attempts__superseded_at__isnull=True,
+        attempts__status__in=(Attempt.Status.PENDING, *ACTIVE_ATTEMPT),
+        attempts__native_runs__binding=NativeRun.Binding.BOUND,
+        attempts__native_runs__status__in=NativeRun.TERMINAL,
+    )
+    return (
+        PlanningTask.objects.filter(status__in=PlanningTask.ACTIVE_STATUSES)
+        .filter(_consistent(""))
+        .filter(finished_attempt | terminal_run)
+        .values_list("id", flat=True)
+        .distinct()
+    )
+
+
+def stale_attempts(cutoff: dt.datetime) -> QuerySet:
+    """Current active attempts silent since before ``cutoff`` (the shortest
+    stall timeout); each one's own procedure timeout is checked after."""
+    return (
+        Attempt.objects.filter(superseded_at__isnull=True, status__in=ACTIVE_ATTEMPT)
+        .filter(Q(last_heartbeat_at__lt=cutoff) | Q(last_heartbeat_at__isnull=True))
+        .filter(_consistent())
+        .values_list("id", "last_heartbeat_at", "requested_at", "task__procedure__stall_timeout_seconds")
+    )
+
+
+def failed_tasks() -> QuerySet:
+    return (
+        PlanningTask.objects.filter(status=PlanningTask.Status.FAILED)
+        .filter(_consistent(""))
+        # A paused plan holds its failed tasks until an operator resumes it.
+        .filter(Q(plan__isnull=True) | Q(plan__paused_at__isnull=True))
+        .order_by("updated_at")
+        .values_list("id", "plan_id")
+    )
+
+
+def stuck_pending_attempts(cutoff: dt.datetime) -> QuerySet:
+    """Pushed launches still pending long after their request: the launch
+    message was lost (a broker down at commit time, a worker killed before
+    it acknowledged on a transport that forgets). Launching is idempotent,
+    so sending it again is safe."""
+    return (
+        Attempt.objects.filter(superseded_at__isnull=True, status=Attempt.Status.PENDING, requested_at__lt=cutoff)
+        .filter(_consistent(), task__procedure__executor__in=sorted(PUSHING_EXECUTORS))
+        .values_list("id", flat=True)
+    )
+
+
+# --- The pass ------------------------------------------------------------------------
+
+
+@contextmanager
+def _pass_lock() -> Iterator[bool]:
+    if connection.vendor != "postgresql":
+        # SQLite serializes writers; the services' re-checks make overlap harmless.
+        yield True
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_lock(%s)", [ADVISORY_LOCK_KEY])
+        acquired = cursor.fetchone()[0]
+    try:
+        yield acquired
+    finally:
+        if acquired:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_unlock(%s)", [ADVISORY_LOCK_KEY])
+
+
+def _each(summary: Summary, items, action: Callable) -> None:
+    """Run one service per item; a row that fails is logged and counted, and
+    the pass goes on with the others."""
+    for item in items:
+        try:
+            action(item)
+        except Exception:
+            summary.errors += 1
+            log.exception("reconcile: step failed for %r", item)
+
+
+def reconcile_pass(*, now: dt.datetime | None = None, use_lock: bool = True) -> Summary:
+    """One pass. ``use_lock=False`` lets a test run two passes truly at once
+    to show that the services alone keep them from doing anything twice."""
+    if not use_lock:
+        return _run(now or timezone.now())
+    with _pass_lock() as acquired:
+        if not acquired:
+            return Summary(skipped=True)
+        return _run(now or timezone.now())
+
+
+def _run(now: dt.datetime) -> Summary:
+    summary = Summary()
+    batch = _batch()
+
+    def bind(run_id: int) -> None:
+        result = services.native_run_try_bind(run_id=run_id)
+        if result == NativeRun.Binding.BOUND:
+            summary.bound += 1
+        elif result == NativeRun.Binding.REJECTED:
+            summary.rejected += 1
+
+    _each(summary, list(unbound_runs()[:batch]), bind)
+
+    from retries import executors
+
+    pollable = [name for name in (Procedure.Executor.values) if executors.get_executor(name).pollable]
+    if pollable:
+
+        def poll(row: tuple[uuid.UUID, str]) -> None:
+            if executors.attempt_poll(attempt_id=row[0], executor=row[1]):
+                summary.polled += 1
+
+        _each(summary, list(pollable_attempts(pollable)[:batch]), poll)
+
+    def sync(task_id: int) -> None:
+        if services.task_sync_with_attempt(task_id=task_id):
+            summary.synced += 1
+
+    _each(summary, list(tasks_lagging()[:batch]), sync)
+
+    shortest = Procedure.objects.aggregate(s=Min("stall_timeout_seconds"))["s"]
+    if shortest is not None:
+
+        def stall(row: tuple) -> None:
+            attempt_id, heartbeat, requested_at, timeout = row
+            if now - (heartbeat or requested_at) < dt.timedelta(seconds=timeout):
+                return
+            if services.attempt_fail_if_stalled(attempt_id=attempt_id, now=now):
+                summary.stalled += 1
+
+        _each(summary, list(stale_attempts(now - dt.timedelta(seconds=shortest))[:batch]), stall)
+
+    def retry(row: tuple[int, uuid.UUID | None]) -> None:
+        task_id, plan_id = row
+        attempt = services.task_retry_or_block(task_id=task_id)
+        if attempt is not None:
+            summary.retried += 1
+        elif PlanningTask.objects.filter(id=task_id, status=PlanningTask.Status.BLOCKED).exists():
+            summary.blocked += 1
+        if plan_id is not None:
+            summary.plans.add(plan_id)
+
+    _each(summary, list(failed_tasks()[:batch]), retry)
+
+    relaunch_after = float(getattr(settings, "RECONCILE_RELAUNCH_AFTER_SECONDS", 60))
+
+    def relaunch(attempt_id: uuid.UUID) -> None:
+        from retries.tasks import launch_attempt
+
+        launch_attempt.delay(str(attempt_id))
+        summary.relaunched += 1
+
+    _each(summary, list(stuck_pending_attempts(now - dt.timedelta(seconds=relaunch_after))[:batch]), relaunch)
+
+    def refresh(plan_id: uuid.UUID) -> None:
+        plan_refresh(plan_id=plan_id)
+        summary.plans_refreshed += 1
+
+    _each(summary, sorted(summary.plans, key=str), refresh)
+    summary.keys_expired = services.idempotency_keys_expire(now=now)
+    return summary
