@@ -15,6 +15,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
@@ -66,9 +67,14 @@ def _forbidden(request: HttpRequest, role: str) -> HttpResponse:
 
 
 def _render(request: HttpRequest, template: str, fragments: dict[str, str], context: dict, status: int = 200):
-    fragment = fragments.get(request.htmx.target or "") if request.htmx else None
+    fragment = None
+    if request.htmx and not request.htmx.history_restore_request:
+        fragment = fragments.get(request.htmx.target or "")
     name = f"{template}#{fragment}" if fragment else template
-    return render(request, name, context, status=status)
+    response = render(request, name, context, status=status)
+    # One URL answers with a page or a fragment: caches must tell them apart.
+    patch_vary_headers(response, ("HX-Request", "HX-Target"))
+    return response
 
 
 def _unchanged(request: HttpRequest, version: int) -> bool:

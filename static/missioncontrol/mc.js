@@ -1,0 +1,27 @@
+// Small progressive enhancements; every page works without them.
+(function () {
+  "use strict";
+  // Copy an attempt's full id: the short id is what people read, the full
+  // one is what they paste into an executor's console.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest("button[data-copy]");
+    if (!button) return;
+    var text = button.getAttribute("data-copy");
+    var done = function () {
+      var label = button.textContent;
+      button.textContent = "copied";
+      setTimeout(function () { button.textContent = label; }, 1200);
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, function () { window.prompt("Attempt id", text); });
+    } else {
+      window.prompt("Attempt id", text);
+    }
+  });
+  // "/" focuses the board's search, as in most consoles.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "/" || event.target.closest("input, textarea, select")) return;
+    var search = document.getElementById("id_q");
+    if (search) { event.preventDefault(); search.focus(); }
+  });
+})();

@@ -1,0 +1,150 @@
+"""The operator's night, in a real browser: log in, find what failed, see
+why, rerun it safely; and what a viewer may not do."""
+
+import re
+
+import pytest
+import requests
+from playwright.sync_api import expect
+from rest_framework.authtoken.models import Token
+
+from retries.models import Attempt
+
+from . import scene
+from .conftest import login, make_user
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True),
+    # One process owns the browser and the live server.
+    pytest.mark.xdist_group("browser"),
+]
+
+
+def test_operator_finds_a_failed_task_and_reruns_it_with_another_assignee(live_server, page, screenshot):
+    s = scene.build()
+    make_user("olga", "operator")
+    login(page, live_server.url, "olga")
+
+    page.get_by_role("link", name=re.compile(r"failed$")).click()
+    expect(page).to_have_url(re.compile(r"status=failed"))
+    rows = page.locator("table.tasks tbody tr")
+    expect(rows).to_have_count(2)
+    expect(page.locator("table.tasks")).not_to_contain_text(s.running.slug)
+    screenshot(page, "board", full_page=True)
+
+    page.get_by_role("link", name=s.failed.slug).click()
+    expect(page.locator("h1")).to_have_text(s.failed.slug)
+    expect(page.locator(".diagnostics")).to_contain_text("lock wait exceeded")
+    expect(page.locator("[data-role=frozen-assignee]")).to_have_text("aemeath")
+    expect(page.locator("[data-role=owner]")).to_have_text("cartethyia")
+    expect(page.locator(".assignees .note")).to_be_visible()
+    expect(page.locator("#attempt-1 .run-rejected")).to_have_count(0)
+    expect(page.locator(".runs-aside")).to_contain_text("predates_current_attempt")
+    screenshot(page, "task_detail", full_page=True)
+
+    form = page.locator("#rerun form")
+    assignee = form.get_by_label("Assignee for the new attempt")
+    expect(assignee).to_have_value("aemeath")  # the previous frozen one, not the owner
+    form.get_by_label("Reason").fill("lock contention cleared; retry on the quieter worker")
+    assignee.select_option("shorekeeper")
+    screenshot(page, "rerun_form", clip=page.locator("#task-actions").bounding_box())
+    form.get_by_role("button", name="Rerun task").click()
+
+    expect(page.locator("#task-actions .flash.ok")).to_contain_text("attempt #2")
+    first = page.locator(".timeline article.attempt").first
+    expect(first).to_have_attribute("id", "attempt-2")
+    expect(first.locator(".tag-current")).to_be_visible()
+    expect(first.locator("[data-role=attempt-assignee]")).to_have_text("shorekeeper")
+    old = page.locator("#attempt-1")
+    expect(old.locator(".tag-superseded")).to_have_text("superseded by #2")
+    expect(old.locator(".tag-superseded")).to_have_attribute("href", "#attempt-2")
+    expect(old.locator("[data-role=attempt-assignee]")).to_have_text("aemeath")
+    expect(page.locator("[data-role=frozen-assignee]")).to_have_text("shorekeeper")
+    screenshot(page, "task_detail_after_rerun", full_page=True)
+
+    attempts = list(Attempt.objects.filter(task=s.failed).order_by("number"))
+    assert [a.number for a in attempts] == [1, 2]
+    assert attempts[0].superseded_by_id == attempts[1].id
+    assert attempts[1].requested_assignee.name == "shorekeeper"
+    assert attempts[1].requested_by == "olga"
+
+
+def test_double_click_and_resubmission_make_one_attempt(live_server, page):
+    s = scene.build()
+    make_user("olga", "operator")
+    login(page, live_server.url, "olga")
+
+    page.goto(f"{live_server.url}/tasks/{s.failed.slug}/")
+    page.locator("#rerun").get_by_label("Reason").fill("double-click")
+    page.locator("#rerun").get_by_role("button", name="Rerun task").dblclick()
+    expect(page.locator("#task-actions .flash.ok")).to_be_visible()
+    expect(page.locator(".timeline article.attempt").first).to_have_attribute("id", "attempt-2")
+    assert Attempt.objects.filter(task=s.failed).count() == 2
+
+    # A resubmission of the same rendered form (a retried request, a second
+    # tab) reaches the server twice: the form's key makes it one attempt.
+    page.goto(f"{live_server.url}/tasks/{s.failed_too.slug}/")
+    page.locator("#rerun").get_by_label("Reason").fill("resubmitted")
+    statuses = page.evaluate(
+        """async () => {
+            const form = document.querySelector('#rerun form');
+            const send = () => fetch(form.action, {method: 'POST', body: new FormData(form),
+                                                   headers: {'HX-Request': 'true', 'HX-Target': 'task-actions'}});
+            const responses = await Promise.all([send(), send()]);
+            const texts = await Promise.all(responses.map(r => r.text()));
+            return responses.map((r, i) => [r.status, texts[i]]);
+        }"""
+    )
+    assert [status for status, _ in statuses] == [200, 200]
+    assert sum("Already done" in text for _, text in statuses) == 1
+    assert Attempt.objects.filter(task=s.failed_too).count() == 2
+
+
+def test_viewer_sees_no_action_buttons_and_a_forged_post_is_refused(live_server, page):
+    s = scene.build()
+    make_user("victor", "viewer")
+    login(page, live_server.url, "victor")
+
+    page.goto(f"{live_server.url}/tasks/{s.failed.slug}/")
+    expect(page.locator(".readonly-note")).to_be_visible()
+    expect(page.get_by_role("button", name=re.compile("Rerun|Repair|Cancel|Launch"))).to_have_count(0)
+
+    status = page.evaluate(
+        """async (slug) => {
+            const token = JSON.parse(document.body.getAttribute('hx-headers'))['X-CSRFToken'];
+            const body = new URLSearchParams({'rerun-reason': 'forged', 'rerun-idempotency_key': 'k-1'});
+            const r = await fetch(`/tasks/${slug}/rerun/`, {method: 'POST', body, headers: {'X-CSRFToken': token}});
+            return r.status;
+        }""",
+        s.failed.slug,
+    )
+    assert status == 403
+    assert Attempt.objects.filter(task=s.failed).count() == 1
+
+
+def test_board_refreshes_itself_after_a_change_made_through_the_api(live_server, page):
+    s = scene.build()
+    make_user("olga", "operator")
+    token = Token.objects.create(user=make_user("ci-script", "operator"))
+    login(page, live_server.url, "olga")
+
+    page.goto(f"{live_server.url}/?q=index-creation-proc-0")
+    row = page.locator(f"tr[data-slug='{s.failed.slug}']")
+    expect(row.locator(".badge")).to_contain_text("failed")
+    page.evaluate("window.__sameDocument = true")
+
+    response = requests.post(
+        f"{live_server.url}/api/v1/tasks/{s.failed.slug}/rerun/",
+        json={"reason": "rerun from a script"},
+        headers={"Authorization": f"Token {token.key}"},
+        timeout=10,
+    )
+    assert response.status_code == 201, response.text
+
+    expect(row.locator(".badge")).to_contain_text("launch requested", timeout=15_000)
+    # Refreshed in place: same document, filters kept in the address and the form.
+    assert page.evaluate("window.__sameDocument") is True
+    expect(page).to_have_url(re.compile(r"q=index-creation-proc-0"))
+    expect(page.locator("#id_q")).to_have_value("index-creation-proc-0")
+    expect(page.locator("table.tasks tbody tr")).to_have_count(1)
