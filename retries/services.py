@@ -25,7 +25,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from missioncontrol.errors import ServiceError, invalid, not_found
-from planning.ledger import ATTEMPT_STATUS_EVENTS, ledger_append
+from planning.ledger import ATTEMPT_STATUS_EVENTS, TASK_STATUS_EVENTS, ledger_append
 from planning.models import Agent, Event, PlanningTask
 from planning.services import agent_get, plan_refresh, task_clear_inconsistency_fields, task_status_set
 
@@ -411,6 +411,29 @@ def _restore_attempts_from_ledger(task: PlanningTask, attempts: list[Attempt], *
         attempt.save(update_fields=["status"])
 
 
+def _restore_task_from_ledger(task: PlanningTask, *, actor: str, now: dt.datetime) -> None:
+    """Part of a repair: a task row whose status disagrees with the ledger
+    (e.g. set back to launch_requested by hand, seed 000) is first put back
+    to what the ledger says, so that the repair's own move is a ledger fact."""
+    truth = (
+        Event.objects.filter(task_id=task.id, type__in=TASK_STATUS_EVENTS)
+        .order_by("-id")
+        .values_list("data__status", flat=True)
+        .first()
+    )
+    if truth is None or truth == task.status:
+        return
+    ledger_append(
+        type="task.status_restored",
+        actor=actor,
+        task_id=task.id,
+        data={"row_status": task.status, "ledger_status": truth},
+        at=now,
+    )
+    task.status = truth
+    task.save(update_fields=["status", "updated_at"])
+
+
 def _check_reason(reason: str | None) -> str:
     if reason is None or not str(reason).strip():
         raise invalid({"reason": ["Give a reason: it is kept in the ledger."]})
@@ -545,6 +568,7 @@ def task_repair(
         replay = _idempotency_lookup(task, idempotency_key, fingerprint, now)
         if replay:
             return replay
+        _restore_task_from_ledger(task, actor=actor, now=now)
         if task.status == TS.DRAFT:
             raise ServiceError("not_launched", f"Task {slug} was never launched; launch it instead.")
         ledger_append(
