@@ -108,12 +108,12 @@ class HttpExecutor(Executor):
         return None
 
     def poll(self, request: LaunchRequest) -> dict[str, Any] | None:
-        url = f"{_base()}/launches/{request.attempt_id}"
         try:
+            url = f"{_base()}/launches/{request.attempt_id}"
             with _session() as session:
                 response = session.get(url, timeout=_timeout())
-        except requests.RequestException as exc:
-            log.warning("http executor: poll of %s failed: %s", url, exc)
+        except (LaunchError, requests.RequestException) as exc:
+            log.warning("http executor: poll of attempt %s failed: %s", request.attempt_id, exc)
             return None
         if response.status_code == 404 or not response.ok:
             return None
