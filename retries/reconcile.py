@@ -89,10 +89,13 @@ def unbound_runs() -> QuerySet:
     )
 
 
-def pollable_attempts(executors: list[str]) -> QuerySet:
+def active_attempts() -> QuerySet:
+    """Current attempts that are launching or running, with their executor
+    (the caller keeps those of pollable executors)."""
     return (
         Attempt.objects.filter(superseded_at__isnull=True, status__in=ACTIVE_ATTEMPT)
-        .filter(_consistent(), task__procedure__executor__in=executors)
+        .filter(_consistent())
+        .order_by()
         .values_list("id", "task__procedure__executor")
     )
 
@@ -123,6 +126,7 @@ def stale_attempts(cutoff: dt.datetime) -> QuerySet:
         Attempt.objects.filter(superseded_at__isnull=True, status__in=ACTIVE_ATTEMPT)
         .filter(Q(last_heartbeat_at__lt=cutoff) | Q(last_heartbeat_at__isnull=True))
         .filter(_consistent())
+        .order_by()
         .values_list("id", "last_heartbeat_at", "requested_at", "task__procedure__stall_timeout_seconds")
     )
 
@@ -146,6 +150,7 @@ def stuck_pending_attempts(cutoff: dt.datetime) -> QuerySet:
     return (
         Attempt.objects.filter(superseded_at__isnull=True, status=Attempt.Status.PENDING, requested_at__lt=cutoff)
         .filter(_consistent(), task__procedure__executor__in=sorted(PUSHING_EXECUTORS))
+        .order_by()
         .values_list("id", flat=True)
     )
 
@@ -214,7 +219,8 @@ def _run(now: dt.datetime) -> Summary:
             if executors.attempt_poll(attempt_id=row[0], executor=row[1]):
                 summary.polled += 1
 
-        _each(summary, list(pollable_attempts(pollable)[:batch]), poll)
+        rows = [row for row in active_attempts().iterator() if row[1] in pollable][:batch]
+        _each(summary, rows, poll)
 
     def sync(task_id: int) -> None:
         if services.task_sync_with_attempt(task_id=task_id):
