@@ -214,13 +214,11 @@ def _action_refused(request: HttpRequest, slug: str, name: str, form, error: Ser
         if not error.errors:
             message = error.detail
     detail = _detail_or_404(slug)
-    context = {
-        **_detail_context(request, detail, bound={name: form}),
-        "action_message": message,
-        "action_code": code,
-        "action_form": name,
-        "action_ok": False,
-    }
+    context = _detail_context(request, detail, bound={name: form})
+    # The refusal goes next to the form that was sent; when the task has
+    # moved on and that form no longer applies, at the top of the actions.
+    where = name if f"{name}_form" in context else "top"
+    context.update({"action_message": message, "action_code": code, "action_form": where, "action_ok": False})
     template = "planning/task_detail.html#actions" if request.htmx else "planning/task_detail.html"
     return render(request, template, context, status=status)
 
