@@ -1,0 +1,197 @@
+"""Measurements that run inside a Django process, one process each:
+``python -m bench.cases NAME '{json params}'`` prints its result as JSON on
+its last line. The orchestrator (``bench.run``) picks the database through
+the environment (see ``bench.harness.app_env``).
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import django
+
+CASES: dict[str, Callable[[dict], dict]] = {}
+
+
+def case(fn: Callable[[dict], dict]) -> Callable[[dict], dict]:
+    CASES[fn.__name__] = fn
+    return fn
+
+
+@case
+def seed(params: dict) -> dict:
+    """Bulk histories: ``{"sets": [{"prefix", "n", "attempts", "final"}, …]}``.
+    Returns the id range of each set's tasks and the events written."""
+    from planning.models import PlanningTask
+
+    from . import datagen
+
+    b = datagen.base()
+    ranges = {}
+    written = 0
+    for spec in params["sets"]:
+        written += datagen.tasks_with_history(
+            n=spec["n"], prefix=spec["prefix"], attempts=spec.get("attempts", 1), final=spec["final"], b=b
+        )
+        ids = PlanningTask.objects.filter(slug__startswith=spec["prefix"] + "-").values_list("id", flat=True)
+        ranges[spec["prefix"]] = [min(ids), max(ids)]
+    datagen.analyze()
+    return {"events_written": written, "events": datagen.event_count(), "ranges": ranges}
+
+
+@case
+def p2(params: dict) -> dict:
+    """Reruns per second through ``retries.services.task_rerun``, one client,
+    on failed tasks that each have one earlier attempt."""
+    from retries.services import task_rerun
+
+    from . import datagen
+
+    n = params["n"]
+    datagen.tasks_with_history(n=n, prefix="p2", attempts=params.get("attempts", 1), final="failed")
+    datagen.analyze()
+    slugs = [f"p2-{i}" for i in range(1, n + 1)]
+    warm = max(1, n // 20)
+    for slug in slugs[:warm]:
+        task_rerun(slug=slug, actor="bench", reason="benchmark warm-up rerun")
+    started = time.perf_counter()
+    for slug in slugs[warm:]:
+        task_rerun(slug=slug, actor="bench", reason="benchmark rerun")
+    seconds = time.perf_counter() - started
+    count = n - warm
+    return {"reruns": count, "seconds": seconds, "per_second": count / seconds}
+
+
+@case
+def p3_seed(params: dict) -> dict:
+    """A settled history of about ``events`` ledger rows (tasks that failed
+    twice, were rerun and succeeded), then ``changed`` running tasks whose
+    native runs now report failure through the real report service: the
+    work one reconciliation pass has to pick up."""
+    from retries.services import RunReport, native_run_report
+
+    from . import datagen
+
+    b = datagen.base()
+    per_task = 30  # events of a 3-attempt story, see datagen
+    history = max(1, params["events"] // per_task)
+    datagen.tasks_with_history(n=history, prefix="hist", attempts=3, final="succeeded", b=b)
+    changed = params["changed"]
+    datagen.tasks_with_history(n=changed, prefix="chg", attempts=1, final="running", b=b)
+    datagen.analyze()
+    started = time.perf_counter()
+    for i in range(1, changed + 1):
+        native_run_report(
+            report=RunReport(
+                executor=datagen.EXECUTOR,
+                native_task_id=f"chg-nt-{i}-1",
+                native_run_id=f"chg-nr-{i}-1",
+                task=f"chg-{i}",
+                status="failed",
+                phase="execute",
+                message="benchmark failure",
+            ),
+            actor="bench-executor",
+        )
+    return {"events": datagen.event_count(), "report_seconds": time.perf_counter() - started}
+
+
+@case
+def p3_pass(params: dict) -> dict:
+    """One reconciliation pass, timed, in a process that did nothing else
+    (its peak RSS is the pass's, for M1). The batch size is raised so that
+    one pass takes every changed run, as the target asks."""
+    from django.conf import settings
+
+    from retries.reconcile import reconcile_pass
+
+    settings.RECONCILE_BATCH_SIZE = max(int(getattr(settings, "RECONCILE_BATCH_SIZE", 500)), params["changed"])
+    from django.db import connection
+
+    connection.ensure_connection()
+    started = time.perf_counter()
+    summary = reconcile_pass()
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "summary": summary.as_dict(),
+            "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+
+
+@case
+def p4_seed(params: dict) -> dict:
+    """``tasks`` tasks in a mix of statuses, plus the two detail pages'
+    tasks: one with 3 attempts and one with 300."""
+    from . import datagen
+
+    b = datagen.base()
+    n = params["tasks"]
+    quarter = max(1, n // 4)
+    for final, count in (("failed", quarter), ("succeeded", quarter), ("running", quarter), ("pending", n - 3 * quarter)):
+        datagen.tasks_with_history(n=count, prefix=f"board-{final}", attempts=1, final=final, b=b)
+    for attempts in params["detail_attempts"]:
+        datagen.tasks_with_history(n=1, prefix=f"detail{attempts}", attempts=attempts, final="failed", b=b)
+    datagen.analyze()
+    return {"events": datagen.event_count()}
+
+
+@case
+def p4(params: dict) -> dict:
+    """Server time of the board and of task detail pages through Django's
+    test client (the whole middleware and template stack, no network), the
+    median of ``repeat`` requests after a warm-up, and the queries each page
+    makes."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from missioncontrol.roles import OPERATOR
+    from django.contrib.auth.models import Group
+
+    user, _ = get_user_model().objects.get_or_create(username="bench-operator")
+    user.groups.add(Group.objects.get(name=OPERATOR))
+    client = Client()
+    client.force_login(user)
+    pages = {"board": "/"}
+    for attempts in params["detail_attempts"]:
+        pages[f"detail{attempts}"] = f"/tasks/detail{attempts}-1/"
+    out = {}
+    for name, url in pages.items():
+        for _ in range(2):
+            response = client.get(url)
+            assert response.status_code == 200, (url, response.status_code)
+        times = []
+        for _ in range(params["repeat"]):
+            started = time.perf_counter()
+            response = client.get(url)
+            times.append(time.perf_counter() - started)
+            assert response.status_code == 200, (url, response.status_code)
+        with CaptureQueriesContext(connection) as queries:
+            client.get(url)
+        out[name] = {"seconds": statistics.median(times), "queries": len(queries), "bytes": len(response.content)}
+    return out
+
+
+@case
+def integrity(params: dict) -> dict:
+    from retries.integrity import integrity_problems
+
+    problems = integrity_problems()
+    return {"problems": len(problems), "first": [str(p) for p in problems[:10]]}
+
+
+def main(argv: list[str]) -> int:
+    name, raw = argv[1], (argv[2] if len(argv) > 2 else "{}")
+    django.setup()
+    result = CASES[name](json.loads(raw))
+    result.setdefault("peak_rss_kib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    print(json.dumps(result, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

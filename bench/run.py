@@ -1,0 +1,364 @@
+"""``python -m bench [--quick] [--out FILE]``: every figure of issue 7, each
+as a ratio against a baseline measured in the same run, absolute numbers
+beside it, medians over rounds; one table on stdout, written with the
+machine description between the markers of ``docs/performance.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from . import harness, load, pgbench
+from .harness import log, median
+
+BEGIN = "<!-- bench:begin (written by `make bench`; edit outside these markers) -->"
+END = "<!-- bench:end -->"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    rounds: int
+    pgbench_seconds: float
+    pool_tasks: int  # rows pgbench's transition picks from
+    p1_tasks: int  # tasks per round for P1: two reports each
+    p1_batch_tasks: int  # tasks per batch request (2 reports each)
+    p1b_tasks: int
+    clients: int
+    p2_reruns: int
+    p3_events: tuple[int, int]
+    p3_changed: int
+    p4_tasks: tuple[int, int]
+    p4_detail_attempts: tuple[int, int]
+    p4_repeat: int
+    m1_reports: tuple[int, int]
+
+
+FULL = Sizes(
+    rounds=3,
+    pgbench_seconds=10,
+    pool_tasks=10_000,
+    p1_tasks=8_000,
+    p1_batch_tasks=50,
+    p1b_tasks=1_200,
+    clients=8,
+    p2_reruns=600,
+    p3_events=(100_000, 1_000_000),
+    p3_changed=1_000,
+    p4_tasks=(100, 100_000),
+    p4_detail_attempts=(3, 300),
+    p4_repeat=15,
+    m1_reports=(10_000, 100_000),
+)
+QUICK = Sizes(
+    rounds=1,
+    pgbench_seconds=1,
+    pool_tasks=500,
+    p1_tasks=400,
+    p1_batch_tasks=25,
+    p1b_tasks=80,
+    clients=8,
+    p2_reruns=40,
+    p3_events=(2_000, 10_000),
+    p3_changed=20,
+    p4_tasks=(20, 400),
+    p4_detail_attempts=(3, 30),
+    p4_repeat=3,
+    m1_reports=(200, 800),
+)
+
+
+@dataclass
+class Row:
+    id: str
+    what: str
+    value: str
+    baseline: str
+    ratio: float | None
+    target: str
+    met: bool | None
+
+    def cells(self) -> list[str]:
+        ratio = "" if self.ratio is None else f"{self.ratio:.2f}"
+        met = {True: "yes", False: "**no**", None: "—"}[self.met]
+        return [self.id, self.what, self.value, self.baseline, ratio, self.target, met]
+
+
+def _check_integrity(db: str, problems: list[str], where: str) -> None:
+    result = harness.run_case("integrity", db, {})
+    if result["problems"]:
+        problems.append(f"{where}: {result['problems']} ledger problems, e.g. {result['first'][:3]}")
+
+
+# --- Writes: pgbench baseline, P1, P1b, P2 ------------------------------------------
+
+
+def writes(template: str, prefix: str, sizes: Sizes, problems: list[str]) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {k: [] for k in ("pg1", "pg8", "p1", "p1b", "p2")}
+    for r in range(sizes.rounds):
+        db = f"{prefix}_writes"
+        with harness.database(template, db):
+            log(f"writes round {r + 1}/{sizes.rounds}: seeding")
+            seeded = harness.run_case(
+                "seed",
+                db,
+                {
+                    "sets": [
+                        {"prefix": "pool", "n": sizes.pool_tasks, "attempts": 1, "final": "succeeded"},
+                        {"prefix": "p1", "n": sizes.p1_tasks, "attempts": 1, "final": "pending"},
+                        {"prefix": "p1b", "n": sizes.p1b_tasks, "attempts": 1, "final": "pending"},
+                    ]
+                },
+            )
+            lo, hi = seeded["ranges"]["pool"]
+            out["pg1"].append(pgbench.transition_tps(db, clients=1, seconds=sizes.pgbench_seconds, lo=lo, hi=hi))
+            out["pg8"].append(
+                pgbench.transition_tps(db, clients=sizes.clients, seconds=sizes.pgbench_seconds, lo=lo, hi=hi)
+            )
+            log(f"pgbench: {out['pg1'][-1]:.0f} tps at 1 client, {out['pg8'][-1]:.0f} at {sizes.clients}")
+            env = harness.app_env(db)
+            token = harness.create_token(env, "bench-executor", "executor")
+            with harness.Server(env, workers=2, threads=4) as server:
+                p1 = load.post_reports(
+                    server.url, token, load.launched_tasks(db, "p1"),
+                    clients=sizes.clients, batch_tasks=sizes.p1_batch_tasks, tag=f"r{r}",
+                )  # fmt: skip
+                p1b = load.post_reports(
+                    server.url, token, load.launched_tasks(db, "p1b"),
+                    clients=sizes.clients, batch_tasks=None, tag=f"r{r}",
+                )  # fmt: skip
+            for name, result in (("P1", p1), ("P1b", p1b)):
+                if result.errors or set(result.statuses) - {200, 201}:
+                    problems.append(f"{name} round {r + 1}: responses {dict(result.statuses)}")
+            out["p1"].append(p1.per_second)
+            out["p1b"].append(p1b.per_second)
+            log(f"P1 {p1.per_second:.0f} reports/s (batch), P1b {p1b.per_second:.0f} reports/s (single)")
+            p2 = harness.run_case("p2", db, {"n": sizes.p2_reruns})
+            out["p2"].append(p2["per_second"])
+            log(f"P2 {p2['per_second']:.1f} reruns/s")
+            _check_integrity(db, problems, f"writes round {r + 1}")
+    return out
+
+
+# --- P3 and M1 (reconcile) --------------------------------------------------------
+
+
+def reconcile(template: str, prefix: str, sizes: Sizes, problems: list[str]) -> dict[int, dict[str, list[float]]]:
+    out: dict[int, dict[str, list[float]]] = {}
+    for events in sizes.p3_events:
+        seeded_db = f"{prefix}_p3seed"
+        with harness.database(template, seeded_db):
+            log(f"P3: seeding a history of {events} events and {sizes.p3_changed} changed runs")
+            seeded = harness.run_case("p3_seed", seeded_db, {"events": events, "changed": sizes.p3_changed})
+            rows: dict[str, list[float]] = {"seconds": [], "idle_seconds": [], "rss": [], "events": [seeded["events"]]}
+            for r in range(sizes.rounds):
+                with harness.database(seeded_db, f"{prefix}_p3") as db:
+                    result = harness.run_case("p3_pass", db, {"changed": sizes.p3_changed})
+                    idle = harness.run_case("p3_pass", db, {"changed": sizes.p3_changed})
+                    summary = result["summary"]
+                    if summary["retried"] + summary["blocked"] != sizes.p3_changed or summary["errors"]:
+                        problems.append(f"P3 {events}: the pass did not take every changed run: {summary}")
+                    rows["seconds"].append(result["seconds"])
+                    rows["idle_seconds"].append(idle["seconds"])
+                    rows["rss"].append(result["peak_rss_kib"])
+                    log(f"P3 {events} events round {r + 1}: pass {result['seconds']:.3f} s, idle {idle['seconds']:.3f} s")
+                    if r == 0:
+                        _check_integrity(db, problems, f"P3 {events}")
+            out[events] = rows
+    return out
+
+
+# --- P4 (pages) -------------------------------------------------------------------
+
+
+def pages(template: str, prefix: str, sizes: Sizes, problems: list[str]) -> dict[int, dict]:
+    out = {}
+    for tasks in sizes.p4_tasks:
+        with harness.database(template, f"{prefix}_p4") as db:
+            log(f"P4: {tasks} tasks")
+            harness.run_case("p4_seed", db, {"tasks": tasks, "detail_attempts": list(sizes.p4_detail_attempts)})
+            runs = [
+                harness.run_case(
+                    "p4", db, {"detail_attempts": list(sizes.p4_detail_attempts), "repeat": sizes.p4_repeat}
+                )
+                for _ in range(sizes.rounds)
+            ]
+            out[tasks] = {
+                page: {
+                    "seconds": median([run[page]["seconds"] for run in runs]),
+                    "queries": runs[0][page]["queries"],
+                }
+                for page in runs[0]
+                if page != "peak_rss_kib"
+            }
+            _check_integrity(db, problems, f"P4 {tasks}")
+    return out
+
+
+# --- M1 (web worker memory) -----------------------------------------------------------
+
+
+def web_memory(template: str, prefix: str, sizes: Sizes, problems: list[str]) -> dict[int, int]:
+    small, large = sizes.m1_reports
+    out: dict[int, int] = {}
+    with harness.database(template, f"{prefix}_m1") as db:
+        harness.run_case("seed", db, {"sets": [{"prefix": "m1", "n": large // 2, "attempts": 1, "final": "pending"}]})
+        env = harness.app_env(db)
+        token = harness.create_token(env, "bench-executor", "executor")
+        tasks = load.launched_tasks(db, "m1")
+        # One sync worker: every report goes through the process measured.
+        with harness.Server(env, workers=1, threads=1) as server:
+            (worker,) = server.worker_pids()
+            done = 0
+            for target in (small, large):
+                chunk = tasks[done // 2 : target // 2]
+                result = load.post_reports(server.url, token, chunk, clients=2, batch_tasks=50, tag="m1")
+                if result.errors:
+                    problems.append(f"M1: responses {dict(result.statuses)}")
+                done = target
+                out[target] = harness.peak_rss_kib(worker)
+                log(f"M1: web worker peak RSS {out[target]} KiB after {target} reports")
+        _check_integrity(db, problems, "M1")
+    return out
+
+
+# --- The table ----------------------------------------------------------------------
+
+
+def _ratio(a: float, b: float) -> float | None:
+    return a / b if b else None
+
+
+def build_rows(sizes: Sizes, w: dict, p3: dict, p4: dict, m1: dict) -> list[Row]:
+    pg1, pg8 = median(w["pg1"]), median(w["pg8"])
+    c = sizes.clients
+    rows = [
+        Row("B1", "pgbench raw transition, 1 client", f"{pg1:.0f} tps", "—", None, "baseline", None),
+        Row("B8", f"pgbench raw transition, {c} clients", f"{pg8:.0f} tps", "—", None, "baseline", None),
+    ]
+    p1, p1b, p2 = median(w["p1"]), median(w["p1b"]), median(w["p2"])
+    r = _ratio(p1, pg8)
+    rows.append(Row("P1", f"reports/s, `POST /native-runs/batch/` ({2 * sizes.p1_batch_tasks} per request), {c} clients, gunicorn",
+                    f"{p1:.0f} /s", f"B8 {pg8:.0f} tps", r, "≥ 0.50 × B8", r is not None and r >= 0.5))
+    rows.append(Row("P1b", f"reports/s, single `POST /native-runs/`, {c} clients, gunicorn",
+                    f"{p1b:.0f} /s", f"B8 {pg8:.0f} tps", _ratio(p1b, pg8), "report it", None))
+    r = _ratio(p2, pg1)
+    rows.append(Row("P2", "reruns/s through `task_rerun`, 1 client", f"{p2:.1f} /s", f"B1 {pg1:.0f} tps", r,
+                    "≥ 0.25 × B1", r is not None and r >= 0.25))
+    small, large = sizes.p3_events
+    s_small, s_large = median(p3[small]["seconds"]), median(p3[large]["seconds"])
+    ev_s, ev_l = p3[small]["events"][0], p3[large]["events"][0]
+    rows.append(Row("P3", f"reconcile pass, {sizes.p3_changed} changed runs, {ev_s:,} events", f"{s_small:.3f} s", "—",
+                    None, "< 1 s", s_small < 1))
+    r = _ratio(s_large, s_small)
+    rows.append(Row("P3", f"reconcile pass, {sizes.p3_changed} changed runs, {ev_l:,} events", f"{s_large:.3f} s",
+                    f"{s_small:.3f} s at {ev_s:,}", r, "< 1 s and ≤ 1.2 ×", s_large < 1 and r is not None and r <= 1.2))
+    i_small, i_large = median(p3[small]["idle_seconds"]), median(p3[large]["idle_seconds"])
+    rows.append(Row("P3i", f"idle reconcile pass (nothing changed), {ev_l:,} events", f"{i_large:.3f} s",
+                    f"{i_small:.3f} s at {ev_s:,}", _ratio(i_large, i_small), "report it", None))
+    t_small, t_large = sizes.p4_tasks
+    a_small, a_large = sizes.p4_detail_attempts
+    for page, label in (("board", "board `/`"), (f"detail{a_small}", f"task detail, {a_small} attempts")):
+        small_p, large_p = p4[t_small][page], p4[t_large][page]
+        r = _ratio(large_p["seconds"], small_p["seconds"])
+        same = small_p["queries"] == large_p["queries"]
+        rows.append(Row("P4", f"{label}, {t_large:,} tasks ({large_p['queries']} queries)",
+                        f"{large_p['seconds'] * 1000:.1f} ms",
+                        f"{small_p['seconds'] * 1000:.1f} ms at {t_small} tasks ({small_p['queries']} queries)", r,
+                        "≤ 1.5 ×, same queries", r is not None and r <= 1.5 and same))
+    base_p, big_p = p4[t_large][f"detail{a_small}"], p4[t_large][f"detail{a_large}"]
+    r = _ratio(big_p["seconds"], base_p["seconds"])
+    same = base_p["queries"] == big_p["queries"]
+    rows.append(Row("P4", f"task detail, {a_large} attempts, {t_large:,} tasks ({big_p['queries']} queries)",
+                    f"{big_p['seconds'] * 1000:.1f} ms",
+                    f"{base_p['seconds'] * 1000:.1f} ms at {a_small} attempts ({base_p['queries']} queries)", r,
+                    "≤ 1.5 ×, same queries", r is not None and r <= 1.5 and same))
+    m_small, m_large = sizes.m1_reports
+    r = _ratio(m1[m_large], m1[m_small])
+    rows.append(Row("M1", f"web worker peak RSS after {m_large:,} reports", f"{m1[m_large] / 1024:.1f} MiB",
+                    f"{m1[m_small] / 1024:.1f} MiB after {m_small:,}", r, "≤ 1.2 ×", r is not None and r <= 1.2))
+    rss_small, rss_large = median(p3[small]["rss"]), median(p3[large]["rss"])
+    r = _ratio(rss_large, rss_small)
+    rows.append(Row("M1", f"reconcile pass peak RSS, {ev_l:,} events", f"{rss_large / 1024:.1f} MiB",
+                    f"{rss_small / 1024:.1f} MiB at {ev_s:,}", r, "≤ 1.2 ×", r is not None and r <= 1.2))
+    return rows
+
+
+def table(rows: list[Row]) -> str:
+    header = ["id", "what", "measured", "baseline (same run)", "ratio", "target", "met"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row.cells()) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render(rows: list[Row], machine: dict, sizes: Sizes, quick: bool, problems: list[str], seconds: float) -> str:
+    lines = [BEGIN, "", f"Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+             f" ({'quick mode: sizes too small to judge targets' if quick else 'full sizes'}),"
+             f" {sizes.rounds} round(s), medians; took {seconds / 60:.1f} min.", ""]
+    lines += [f"- **{k}**: {v}" for k, v in machine.items()]
+    lines += [f"- **load average at end**: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", "", table(rows), ""]
+    if problems:
+        lines += ["Problems seen during the run:", ""] + [f"- {p}" for p in problems] + [""]
+    else:
+        lines += ["Every response was 2xx and every database was clean under `integrity_problems()` afterwards.", ""]
+    lines.append(END)
+    return "\n".join(lines)
+
+
+def write(out: Path, section: str) -> None:
+    if out.exists() and BEGIN in (text := out.read_text()) and END in text:
+        head, rest = text.split(BEGIN, 1)
+        tail = rest.split(END, 1)[1]
+        out.write_text(head + section + tail)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("# Performance\n\n" + section + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, seconds: checks it runs, not the targets")
+    parser.add_argument("--out", type=Path, help="markdown file to write (default docs/performance.md, "
+                        "or bench/results/performance-quick.md with --quick)")
+    parser.add_argument("--db-prefix", default=os.environ.get("BENCH_DB_PREFIX", "mc_bench_run"))
+    args = parser.parse_args(argv)
+    sizes = QUICK if args.quick else FULL
+    out = args.out or (harness.ROOT / ("bench/results/performance-quick.md" if args.quick else "docs/performance.md"))
+    (harness.ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    machine = harness.machine()
+    template = f"{args.db_prefix}_tpl"
+    problems: list[str] = []
+    log(f"template database {template}")
+    harness.create_template(template)
+    try:
+        w = writes(template, args.db_prefix, sizes, problems)
+        p3 = reconcile(template, args.db_prefix, sizes, problems)
+        p4 = pages(template, args.db_prefix, sizes, problems)
+        m1 = web_memory(template, args.db_prefix, sizes, problems)
+    finally:
+        harness.drop_db(template)
+    rows = build_rows(sizes, w, p3, p4, m1)
+    seconds = time.perf_counter() - started
+    section = render(rows, machine, sizes, args.quick, problems, seconds)
+    print(table(rows))
+    for problem in problems:
+        print("PROBLEM:", problem)
+    write(out, section)
+    raw = {"sizes": asdict(sizes), "machine": machine, "writes": w, "p3": {str(k): v for k, v in p3.items()},
+           "p4": {str(k): v for k, v in p4.items()}, "m1": {str(k): v for k, v in m1.items()},
+           "rows": [asdict(r) for r in rows], "problems": problems}
+    (harness.ROOT / "bench" / "results" / ("latest-quick.json" if args.quick else "latest.json")).write_text(
+        json.dumps(raw, indent=2, default=str)
+    )
+    log(f"wrote {out}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
