@@ -20,7 +20,7 @@ install: $(BIN)/.installed
 run: install
 	DEBUG=1 $(BIN)/python manage.py migrate --noinput
 	DEBUG=1 $(BIN)/python manage.py demo
-	DEBUG=1 $(BIN)/honcho start -f Procfile
+	DEBUG=1 PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start -f Procfile
 
 # The whole suite on PostgreSQL (and Redis, a real worker and Chromium where tests need them).
 test: install

@@ -196,7 +196,12 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Redis and SQS redeliver an unacknowledged message after the visibility
+# timeout, which must exceed the longest task. The SQLAlchemy transport hands
+# its options to create_engine(), which refuses this one.
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {} if CELERY_BROKER_URL.startswith(("sqla+", "sqlalchemy+")) else {"visibility_timeout": 3600}
+)
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
@@ -207,6 +212,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": RECONCILE_INTERVAL_SECONDS,
     },
 }
+# The demo's old runtime that keeps reporting its failed run (refused every
+# time); only `make run` turns it on, for the beat process.
+if env_bool("DEMO_STALE_REPORTER", False):
+    CELERY_BEAT_SCHEDULE["demo-stale-runtime"] = {"task": "retries.tasks.demo_stale_report", "schedule": 15.0}
 
 HTTP_EXECUTOR_URL = os.environ.get("HTTP_EXECUTOR_URL", "")
 HTTP_EXECUTOR_TOKEN = os.environ.get("HTTP_EXECUTOR_TOKEN", "")

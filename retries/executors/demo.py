@@ -3,7 +3,8 @@ records it exactly as it would have happened, and the stale runtime that
 keeps reporting the old failed run.
 
 Every task starts with one failed attempt whose native run came from the old
-runtime (``legacy-runtime``). Rerunning one starts a fresh attempt on the
+runtime (``legacy-runtime``), held (cancelled, with a reason) so that
+reconciliation does not retry it before an operator reruns it. Rerunning one starts a fresh attempt on the
 ``local`` executor, whose phases then behave as the task's params say:
 proc-0 passes, proc-1 stalls once in ``execute`` and resumes there,
 proc-2 fails once in ``finalize`` and retries only that phase, the sentinel
@@ -70,6 +71,8 @@ TASKS = [
              "shorekeeper", "shorekeeper", "nt-9120", "nr-9120-1", False, "sentinel probe failed",
              params={"fail_phase": "execute", "fail_on_attempts": [2, 3], "fail_message": "sentinel threshold breached"}),
 ]
+
+HOLD_REASON = "Held for an operator: the old runtime's failure needs a reviewed rerun (seed 000)."
 
 USERS = [("operator", OPERATOR), ("viewer", VIEWER)]
 
@@ -155,7 +158,11 @@ def _task(spec: DemoTask, plan: Plan, report: DemoReport) -> None:
     stamp = attempt if spec.stamped else None
     _report_old_run(spec, stamp, NativeRun.Status.RUNNING)
     _report_old_run(spec, stamp, NativeRun.Status.FAILED, message=spec.failure)
-    report.created.append(f"failed attempt #1 of {spec.slug} ({spec.native_run_id})")
+    # Held for an operator: reconciliation would otherwise retry a failed task
+    # within seconds, and the point of the demo is the operator's fresh rerun.
+    # The attempt stays failed with its diagnostics; rerun is allowed from here.
+    services.task_cancel(slug=spec.slug, actor=ACTOR, reason=HOLD_REASON)
+    report.created.append(f"failed attempt #1 of {spec.slug} ({spec.native_run_id}), held for a rerun")
 
 
 def _users(report: DemoReport) -> None:
