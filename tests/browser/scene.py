@@ -62,7 +62,7 @@ def build() -> Scene:
     task(4, "Compact the protocol archive")  # draft
 
     blocked = task(5, "Migrate the retention rules", max_attempts=1)
-    _fail_in_phase(blocked, run_id="nr-8815-1", message="finalize refused: schema drift")
+    _fail_in_phase(blocked, run_id="nr-8815-1", message="schema drift in the retention table")
     services.task_retry_or_block(task_id=blocked.id)
 
     planning_services.project_update(slug=project.slug, owner="cartethyia", actor="admin")

@@ -148,3 +148,33 @@ def test_board_refreshes_itself_after_a_change_made_through_the_api(live_server,
     expect(page).to_have_url(re.compile(r"q=index-creation-proc-0"))
     expect(page.locator("#id_q")).to_have_value("index-creation-proc-0")
     expect(page.locator("table.tasks tbody tr")).to_have_count(1)
+
+
+def test_plans_and_native_runs_pages_for_reconciliation_triage(live_server, page, screenshot):
+    s = scene.build()
+    make_user("victor", "viewer")
+    login(page, live_server.url, "victor")
+
+    page.get_by_role("link", name="Plans").click()
+    plan = page.locator("article.plan").first
+    expect(plan).to_contain_text("nightly-indexes")
+    expect(plan.locator("table.diag")).to_contain_text(s.failed.slug)
+    expect(plan.locator("table.diag")).to_contain_text("lock wait exceeded")
+    screenshot(page, "plans", full_page=True)
+
+    page.get_by_role("link", name="Native runs").click()
+    row = page.locator("tr", has_text="nr-7700-9")
+    expect(row).to_contain_text("predates_current_attempt")
+    expect(row.locator(".badge")).to_contain_text("rejected")
+    screenshot(page, "native_runs", full_page=True)
+
+    # Keyboard only: "/" jumps to the search on the board, typing filters it.
+    page.get_by_role("link", name="Triage board").click()
+    page.wait_for_url(f"{live_server.url}/")
+    page.wait_for_load_state("load")
+    page.keyboard.press("/")
+    expect(page.locator("#id_q")).to_be_focused()
+    page.keyboard.type("retention")
+    expect(page.locator("table.tasks tbody tr")).to_have_count(1)
+    expect(page).to_have_url(re.compile(r"q=retention"))
+    expect(page.locator("table.tasks")).to_contain_text(s.blocked.slug)

@@ -1,0 +1,127 @@
+"""The plans page (counts, on_error, failed tasks' diagnostics) and the
+native-runs triage page (unbound and rejected runs with their reasons)."""
+
+import re
+
+import pytest
+from django.urls import reverse
+
+from planning.models import Plan
+from retries import services
+from retries.models import NativeRun
+from tests.factories import PlanFactory, ProjectFactory, TaskFactory
+from tests.steps import ago, fail_current, launch, report
+from tests.web.conftest import hx
+from tests.web.scenes import phase_failed_task, rerun, snapshot, succeeded_task
+
+pytestmark = pytest.mark.django_db
+
+
+def plan_card(html: str, plan: Plan) -> str:
+    match = re.search(rf'<article class="card plan" id="plan-{plan.id}">.*?</article>', html, re.S)
+    assert match
+    return match.group(0)
+
+
+def test_plans_show_counts_on_error_and_failed_diagnostics(viewer_client):
+    project = ProjectFactory()
+    plan = PlanFactory(project=project, name="nightly", on_error=Plan.OnError.PAUSE)
+    other = PlanFactory(project=project, name="calm")
+    succeeded_task(project=project, plan=plan)
+    failing = phase_failed_task(project=project, plan=plan, slug="breaks")  # pauses the plan
+    TaskFactory(project=project, plan=plan)
+    TaskFactory(project=project, plan=other)
+
+    html = viewer_client.get(reverse("plans")).content.decode()
+
+    card = plan_card(html, plan)
+    assert "on error: pause" in card and "paused since" in card
+    for status, n in (("failed", 1), ("succeeded", 1), ("draft", 1), ("running", 0)):
+        assert re.search(rf'status={status}"><span class="n">{n}</span>', card), status
+    assert f'href="/tasks/{failing.slug}/"' in card
+    assert "execute" in card and "disk full on worker-3" in card and "1 of 3" in card
+    calm = plan_card(html, other)
+    assert "No failed task." in calm and "on error: continue" in calm
+
+
+def test_operator_resumes_a_paused_plan_viewer_cannot(operator_client, viewer_client):
+    project = ProjectFactory()
+    plan = PlanFactory(project=project, on_error=Plan.OnError.PAUSE)
+    fail_current(TaskFactory(project=project, plan=plan))
+    plan.refresh_from_db()
+    assert plan.paused_at is not None
+    url = reverse("plan_resume", args=[plan.id])
+    assert "Resume plan" not in viewer_client.get(reverse("plans")).content.decode()
+
+    assert viewer_client.post(url).status_code == 403
+    plan.refresh_from_db()
+    assert plan.paused_at is not None
+
+    response = operator_client.post(url)
+    assert response.status_code == 302
+    plan.refresh_from_db()
+    assert plan.paused_at is None
+    assert "resumed" in operator_client.get(response["Location"]).content.decode()
+
+
+def test_plans_fragment_and_full_page(viewer_client):
+    PlanFactory(name="p1")
+    full = viewer_client.get(reverse("plans")).content.decode()
+    fragment = viewer_client.get(reverse("plans"), **hx("plans-live")).content.decode()
+    assert full.startswith("<!doctype html>") and "p1" in full
+    assert fragment.lstrip().startswith('<div id="plans-live"') and "p1" in fragment
+
+
+def make_runs():
+    """One bound, one rejected (superseded), one rejected (unknown task),
+    one waiting unbound."""
+    task = TaskFactory(slug="t-runs")
+    old = fail_current(task, native_run_id="nr-bound")
+    rerun(task)
+    report(task, status="running", native_run_id="nr-superseded", attempt=old)
+    report(TaskFactory(slug="t-draft"), status="queued", native_run_id="nr-waiting", created_at=ago(1))
+    services.native_run_report(
+        report=services.RunReport(executor="http", native_task_id="nt-x", native_run_id="nr-ghost",
+                                  task="no-such-task", status="running"),
+        actor="executor",
+    )
+    return task, old
+
+
+def run_rows(html: str) -> dict[str, str]:
+    rows = re.findall(r'<tr class="binding-(\w+)">(.*?)</tr>', html, re.S)
+    return {re.search(r"(\w+):(nr-[\w-]+)", row).group(2): binding for binding, row in rows}
+
+
+def test_native_runs_lists_unbound_and_rejected_with_reasons(viewer_client):
+    task, old = make_runs()
+
+    html = viewer_client.get(reverse("native_runs")).content.decode()
+
+    assert run_rows(html) == {"nr-superseded": "rejected", "nr-waiting": "unbound", "nr-ghost": "rejected"}
+    assert "It names an attempt that was superseded" in html and "superseded</code>" in html
+    assert "It names a task slug that does not exist" in html and "no-such-task" in html
+    assert f'href="/tasks/t-runs/#attempt-{old.number}">#{old.number}</a>' in html
+    assert NativeRun.objects.filter(binding="bound").count() == 1
+
+
+def test_native_runs_filters(viewer_client):
+    make_runs()
+    url = reverse("native_runs")
+    assert set(run_rows(viewer_client.get(url, {"binding": "unbound"}).content.decode())) == {"nr-waiting"}
+    assert set(run_rows(viewer_client.get(url, {"binding": "rejected"}).content.decode())) == {
+        "nr-superseded", "nr-ghost"}
+    assert set(run_rows(viewer_client.get(url, {"executor": "http"}).content.decode())) == {"nr-ghost"}
+    bad = viewer_client.get(url, {"binding": "bound"}).content.decode()
+    assert "Ignored:" in bad and len(run_rows(bad)) == 3
+    fragment = viewer_client.get(url, {"binding": "unbound"}, **hx("runs-live")).content.decode()
+    assert fragment.lstrip().startswith('<div id="runs-live"') and set(run_rows(fragment)) == {"nr-waiting"}
+
+
+def test_pages_change_nothing(viewer_client):
+    task, _ = make_runs()
+    before = snapshot(task)
+    for url in (reverse("plans"), reverse("native_runs"), reverse("board")):
+        viewer_client.get(url)
+    assert snapshot(task) == before
+    assert launch  # steps stay importable
