@@ -27,5 +27,17 @@ test: install
 	DEBUG=1 DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
 		$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
+# Benchmarks on loopback against PostgreSQL (databases mc_bench_run_*, made and
+# dropped by the run) and Redis db 6; writes the table to docs/performance.md.
+# BENCH_ARGS="--sizes medium" or "--quick" for a shorter run.
+BENCH_ARGS ?=
+bench: install
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# A mixed load held through the API; checks invariants, writes docs/reliability.md.
+SOAK_ARGS ?= --minutes 5
+soak: install
+	$(BIN)/python -m bench.soak $(SOAK_ARGS)
+
 clean:
 	rm -rf $(VENV) var

@@ -64,7 +64,7 @@ def p2(params: dict) -> dict:
         task_rerun(slug=slug, actor="bench", reason="benchmark rerun")
     seconds = time.perf_counter() - started
     count = n - warm
-    return {"reruns": count, "seconds": seconds, "per_second": count / seconds}
+    return _with_integrity({"reruns": count, "seconds": seconds, "per_second": count / seconds}, params)
 
 
 @case
@@ -110,15 +110,15 @@ def p3_pass(params: dict) -> dict:
 
     from retries.reconcile import reconcile_pass
 
-    settings.RECONCILE_BATCH_SIZE = max(int(getattr(settings, "RECONCILE_BATCH_SIZE", 500)), params["changed"])
     from django.db import connection
 
+    settings.RECONCILE_BATCH_SIZE = max(int(getattr(settings, "RECONCILE_BATCH_SIZE", 500)), params["changed"])
     connection.ensure_connection()
     started = time.perf_counter()
     summary = reconcile_pass()
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "summary": summary.as_dict(),
-            "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return _with_integrity({"seconds": seconds, "summary": summary.as_dict(), "peak_rss_kib": rss}, params)
 
 
 @case
@@ -173,7 +173,7 @@ def p4(params: dict) -> dict:
         with CaptureQueriesContext(connection) as queries:
             client.get(url)
         out[name] = {"seconds": statistics.median(times), "queries": len(queries), "bytes": len(response.content)}
-    return out
+    return _with_integrity(out, params)
 
 
 @case
@@ -182,6 +182,29 @@ def integrity(params: dict) -> dict:
 
     problems = integrity_problems()
     return {"problems": len(problems), "first": [str(p) for p in problems[:10]]}
+
+
+@case
+def tokens(params: dict) -> dict:
+    """API tokens through the project's own ``create_api_token`` command (its
+    key is alone on the last line), several in one process."""
+    import io
+
+    from django.core.management import call_command
+
+    out = {}
+    for username, role in params["users"]:
+        buffer = io.StringIO()
+        call_command("create_api_token", username, "--role", role, stdout=buffer)
+        out[username] = buffer.getvalue().strip().splitlines()[-1].strip()
+    return {"tokens": out}
+
+
+def _with_integrity(result: dict, params: dict) -> dict:
+    """Saves a process start per database: the ledger check after a case."""
+    if params.get("integrity"):
+        result["integrity"] = integrity({})
+    return result
 
 
 def main(argv: list[str]) -> int:

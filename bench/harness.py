@@ -131,10 +131,16 @@ def manage(env: dict[str, str], *args: str, check: bool = True) -> subprocess.Co
     return proc
 
 
-def create_token(env: dict[str, str], username: str, role: str) -> str:
-    """Through the project's own command, as an integration would get one."""
-    out = manage(env, "create_api_token", username, "--role", role).stdout.strip().splitlines()
-    return out[-1].strip()
+def create_tokens(db_name: str, users: list[tuple[str, str]]) -> dict[str, str]:
+    """{username: key} through the project's own ``create_api_token`` command."""
+    return run_case("tokens", db_name, {"users": users})["tokens"]
+
+
+def integrity_failures(result: dict, where: str) -> list[str]:
+    found = result.get("integrity", {})
+    if found.get("problems"):
+        return [f"{where}: {found['problems']} ledger problems, e.g. {found['first'][:3]}"]
+    return []
 
 
 def run_case(name: str, db_name: str, params: dict, *, env_extra: dict[str, str] | None = None) -> dict:

@@ -24,6 +24,7 @@ END = "<!-- bench:end -->"
 @dataclass(frozen=True)
 class Sizes:
     rounds: int
+    p3_rounds: int
     pgbench_seconds: float
     pool_tasks: int  # rows pgbench's transition picks from
     p1_tasks: int  # tasks per round for P1: two reports each
@@ -41,6 +42,7 @@ class Sizes:
 
 FULL = Sizes(
     rounds=3,
+    p3_rounds=3,
     pgbench_seconds=10,
     pool_tasks=10_000,
     p1_tasks=8_000,
@@ -57,20 +59,41 @@ FULL = Sizes(
 )
 QUICK = Sizes(
     rounds=1,
+    p3_rounds=1,
     pgbench_seconds=1,
-    pool_tasks=500,
-    p1_tasks=400,
-    p1_batch_tasks=25,
-    p1b_tasks=80,
+    pool_tasks=200,
+    p1_tasks=160,
+    p1_batch_tasks=10,
+    p1b_tasks=40,
     clients=8,
-    p2_reruns=40,
-    p3_events=(2_000, 10_000),
-    p3_changed=20,
-    p4_tasks=(20, 400),
-    p4_detail_attempts=(3, 30),
-    p4_repeat=3,
-    m1_reports=(200, 800),
+    p2_reruns=20,
+    p3_events=(1_000, 4_000),
+    p3_changed=10,
+    p4_tasks=(10, 100),
+    p4_detail_attempts=(3, 12),
+    p4_repeat=2,
+    m1_reports=(100, 300),
 )
+# What this shared 2-CPU machine can run in about a quarter of an hour: the
+# issue's sizes for P3 and P4, fewer requests for P1/P1b/P2 and M1.
+MEDIUM = Sizes(
+    rounds=3,
+    p3_rounds=1,
+    pgbench_seconds=5,
+    pool_tasks=2_000,
+    p1_tasks=600,
+    p1_batch_tasks=50,
+    p1b_tasks=150,
+    clients=8,
+    p2_reruns=150,
+    p3_events=(100_000, 1_000_000),
+    p3_changed=1_000,
+    p4_tasks=(100, 100_000),
+    p4_detail_attempts=(3, 300),
+    p4_repeat=5,
+    m1_reports=(1_000, 5_000),
+)
+SIZES = {"quick": QUICK, "medium": MEDIUM, "full": FULL}
 
 
 @dataclass
@@ -90,9 +113,7 @@ class Row:
 
 
 def _check_integrity(db: str, problems: list[str], where: str) -> None:
-    result = harness.run_case("integrity", db, {})
-    if result["problems"]:
-        problems.append(f"{where}: {result['problems']} ledger problems, e.g. {result['first'][:3]}")
+    problems += harness.integrity_failures({"integrity": harness.run_case("integrity", db, {})}, where)
 
 
 # --- Writes: pgbench baseline, P1, P1b, P2 ------------------------------------------
@@ -122,7 +143,7 @@ def writes(template: str, prefix: str, sizes: Sizes, problems: list[str]) -> dic
             )
             log(f"pgbench: {out['pg1'][-1]:.0f} tps at 1 client, {out['pg8'][-1]:.0f} at {sizes.clients}")
             env = harness.app_env(db)
-            token = harness.create_token(env, "bench-executor", "executor")
+            token = harness.create_tokens(db, [("bench-executor", "executor")])["bench-executor"]
             with harness.Server(env, workers=2, threads=4) as server:
                 p1 = load.post_reports(
                     server.url, token, load.launched_tasks(db, "p1"),
@@ -138,10 +159,10 @@ def writes(template: str, prefix: str, sizes: Sizes, problems: list[str]) -> dic
             out["p1"].append(p1.per_second)
             out["p1b"].append(p1b.per_second)
             log(f"P1 {p1.per_second:.0f} reports/s (batch), P1b {p1b.per_second:.0f} reports/s (single)")
-            p2 = harness.run_case("p2", db, {"n": sizes.p2_reruns})
+            p2 = harness.run_case("p2", db, {"n": sizes.p2_reruns, "integrity": True})
             out["p2"].append(p2["per_second"])
             log(f"P2 {p2['per_second']:.1f} reruns/s")
-            _check_integrity(db, problems, f"writes round {r + 1}")
+            problems += harness.integrity_failures(p2, f"writes round {r + 1}")
     return out
 
 
@@ -156,10 +177,10 @@ def reconcile(template: str, prefix: str, sizes: Sizes, problems: list[str]) -> 
             log(f"P3: seeding a history of {events} events and {sizes.p3_changed} changed runs")
             seeded = harness.run_case("p3_seed", seeded_db, {"events": events, "changed": sizes.p3_changed})
             rows: dict[str, list[float]] = {"seconds": [], "idle_seconds": [], "rss": [], "events": [seeded["events"]]}
-            for r in range(sizes.rounds):
+            for r in range(sizes.p3_rounds):
                 with harness.database(seeded_db, f"{prefix}_p3") as db:
                     result = harness.run_case("p3_pass", db, {"changed": sizes.p3_changed})
-                    idle = harness.run_case("p3_pass", db, {"changed": sizes.p3_changed})
+                    idle = harness.run_case("p3_pass", db, {"changed": sizes.p3_changed, "integrity": r == 0})
                     summary = result["summary"]
                     if summary["retried"] + summary["blocked"] != sizes.p3_changed or summary["errors"]:
                         problems.append(f"P3 {events}: the pass did not take every changed run: {summary}")
@@ -167,8 +188,7 @@ def reconcile(template: str, prefix: str, sizes: Sizes, problems: list[str]) -> 
                     rows["idle_seconds"].append(idle["seconds"])
                     rows["rss"].append(result["peak_rss_kib"])
                     log(f"P3 {events} events round {r + 1}: pass {result['seconds']:.3f} s, idle {idle['seconds']:.3f} s")
-                    if r == 0:
-                        _check_integrity(db, problems, f"P3 {events}")
+                    problems += harness.integrity_failures(idle, f"P3 {events}")
             out[events] = rows
     return out
 
@@ -184,19 +204,21 @@ def pages(template: str, prefix: str, sizes: Sizes, problems: list[str]) -> dict
             harness.run_case("p4_seed", db, {"tasks": tasks, "detail_attempts": list(sizes.p4_detail_attempts)})
             runs = [
                 harness.run_case(
-                    "p4", db, {"detail_attempts": list(sizes.p4_detail_attempts), "repeat": sizes.p4_repeat}
+                    "p4",
+                    db,
+                    {"detail_attempts": list(sizes.p4_detail_attempts), "repeat": sizes.p4_repeat, "integrity": r == 0},
                 )
-                for _ in range(sizes.rounds)
+                for r in range(sizes.rounds)
             ]
+            problems += harness.integrity_failures(runs[0], f"P4 {tasks}")
             out[tasks] = {
                 page: {
                     "seconds": median([run[page]["seconds"] for run in runs]),
                     "queries": runs[0][page]["queries"],
                 }
                 for page in runs[0]
-                if page != "peak_rss_kib"
+                if page not in ("peak_rss_kib", "integrity")
             }
-            _check_integrity(db, problems, f"P4 {tasks}")
     return out
 
 
@@ -209,7 +231,7 @@ def web_memory(template: str, prefix: str, sizes: Sizes, problems: list[str]) ->
     with harness.database(template, f"{prefix}_m1") as db:
         harness.run_case("seed", db, {"sets": [{"prefix": "m1", "n": large // 2, "attempts": 1, "final": "pending"}]})
         env = harness.app_env(db)
-        token = harness.create_token(env, "bench-executor", "executor")
+        token = harness.create_tokens(db, [("bench-executor", "executor")])["bench-executor"]
         tasks = load.launched_tasks(db, "m1")
         # One sync worker: every report goes through the process measured.
         with harness.Server(env, workers=1, threads=1) as server:
@@ -296,9 +318,16 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def _describe(sizes: Sizes) -> str:
+    name = next((k for k, v in SIZES.items() if v == sizes), "custom")
+    return (f"{name} — P1 {2 * sizes.p1_tasks} and P1b {2 * sizes.p1b_tasks} reports per round, "
+            f"P2 {sizes.p2_reruns} reruns per round, pgbench {sizes.pgbench_seconds:g} s per run, "
+            f"M1 {sizes.m1_reports[0]:,} → {sizes.m1_reports[1]:,} reports, P3 {sizes.p3_rounds} round(s)")
+
+
 def render(rows: list[Row], machine: dict, sizes: Sizes, quick: bool, problems: list[str], seconds: float) -> str:
     lines = [BEGIN, "", f"Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
-             f" ({'quick mode: sizes too small to judge targets' if quick else 'full sizes'}),"
+             f" ({'quick mode: sizes too small to judge targets' if quick else 'sizes: ' + _describe(sizes)}),"
              f" {sizes.rounds} round(s), medians; took {seconds / 60:.1f} min.", ""]
     lines += [f"- **{k}**: {v}" for k, v in machine.items()]
     lines += [f"- **load average at end**: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", "", table(rows), ""]
@@ -323,11 +352,14 @@ def write(out: Path, section: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, seconds: checks it runs, not the targets")
+    parser.add_argument("--sizes", choices=sorted(SIZES), help="preset (default full; quick with --quick)")
     parser.add_argument("--out", type=Path, help="markdown file to write (default docs/performance.md, "
                         "or bench/results/performance-quick.md with --quick)")
+    parser.add_argument("--json", type=Path, help="raw results (default bench/results/latest[-quick].json)")
     parser.add_argument("--db-prefix", default=os.environ.get("BENCH_DB_PREFIX", "mc_bench_run"))
     args = parser.parse_args(argv)
-    sizes = QUICK if args.quick else FULL
+    args.quick = args.quick or args.sizes == "quick"
+    sizes = SIZES[args.sizes or ("quick" if args.quick else "full")]
     out = args.out or (harness.ROOT / ("bench/results/performance-quick.md" if args.quick else "docs/performance.md"))
     (harness.ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -353,9 +385,8 @@ def main(argv: list[str] | None = None) -> int:
     raw = {"sizes": asdict(sizes), "machine": machine, "writes": w, "p3": {str(k): v for k, v in p3.items()},
            "p4": {str(k): v for k, v in p4.items()}, "m1": {str(k): v for k, v in m1.items()},
            "rows": [asdict(r) for r in rows], "problems": problems}
-    (harness.ROOT / "bench" / "results" / ("latest-quick.json" if args.quick else "latest.json")).write_text(
-        json.dumps(raw, indent=2, default=str)
-    )
+    raw_path = args.json or harness.ROOT / "bench" / "results" / ("latest-quick.json" if args.quick else "latest.json")
+    raw_path.write_text(json.dumps(raw, indent=2, default=str))
     log(f"wrote {out}")
     return 1 if problems else 0
 

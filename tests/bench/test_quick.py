@@ -1,0 +1,80 @@
+"""The quick modes of the benchmarks and of the soak run in CI so that they
+cannot rot: they must run against real PostgreSQL and gunicorn, produce a
+number for every figure and find nothing wrong. The targets themselves are
+judged by ``make bench`` at full size, not here."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FIGURES = {"B1", "B8", "P1", "P1b", "P2", "P3", "P3i", "P4", "M1"}
+
+
+def _env() -> dict[str, str]:
+    """The bench makes its own databases on the server the suite uses, with
+    names of its own, and uses the suite's Redis database."""
+    env = dict(os.environ)
+    url = urlsplit(os.environ["DATABASE_URL"])
+    env["BENCH_PG_URL"] = f"{url.scheme}://{url.netloc}"
+    if os.environ.get("CELERY_BROKER_URL", "").startswith("redis://"):
+        env["BENCH_REDIS_URL"] = os.environ["CELERY_BROKER_URL"]
+    return env
+
+
+def _run(args: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=280)
+
+
+def _databases_left(prefix: str) -> list[str]:
+    import psycopg
+
+    with psycopg.connect(_env()["BENCH_PG_URL"] + "/postgres") as conn:
+        rows = conn.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", [prefix + "%"]).fetchall()
+    return [r[0] for r in rows]
+
+
+@pytest.mark.xdist_group("bench")
+def test_quick_bench_produces_every_figure(tmp_path):
+    prefix = f"mc_bench_ci_{os.getpid()}"
+    out, raw = tmp_path / "performance.md", tmp_path / "raw.json"
+    proc = _run(["-m", "bench", "--quick", "--out", str(out), "--json", str(raw), "--db-prefix", prefix])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+
+    result = json.loads(raw.read_text())
+    assert result["problems"] == []
+    rows = result["rows"]
+    assert {row["id"] for row in rows} == FIGURES
+    for row in rows:
+        # Every figure has a measured number, and a ratio wherever it has a baseline.
+        assert any(ch.isdigit() for ch in row["value"]), row
+        if row["baseline"] != "—":
+            assert row["ratio"] is not None and row["ratio"] > 0, row
+    assert min(result["writes"]["pg1"]) > 0 and min(result["writes"]["p1"]) > 0 and min(result["writes"]["p2"]) > 0
+
+    text = out.read_text()
+    assert "| P1 |" in text and "pgbench" in text and "postgresql" in text
+    assert _databases_left(prefix) == [], "the bench must drop the databases it made"
+
+
+@pytest.mark.xdist_group("bench")
+def test_quick_soak_is_clean(tmp_path):
+    prefix = f"mc_soak_ci_{os.getpid()}"
+    out = tmp_path / "reliability.md"
+    proc = _run(["-m", "bench.soak", "--quick", "--out", str(out), "--db-prefix", prefix])
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-6000:]
+
+    text = out.read_text()
+    assert "**clean**" in text
+    for check in ("5xx responses", "superseded runs bound", "tasks with attempt numbers missing or repeated",
+                  "verify_integrity exit status"):
+        assert f"| {check} | 0 | 0 |" in text
+    # The load really went through the API: reports were accepted and stale ones turned away.
+    assert "| report | 201 |" in text
+    assert "stale" in text
+    assert _databases_left(prefix) == []
