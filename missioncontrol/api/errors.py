@@ -6,6 +6,7 @@ from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -84,6 +85,7 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     return response
 
 
+@csrf_exempt  # like the API views: a stray POST gets this 404, not a CSRF page
 def api_not_found(request, *args, **kwargs) -> JsonResponse:
     """Answer for any path under /api/v1/ that names no endpoint."""
     return JsonResponse(error_body(detail="There is no API endpoint at this path.", code="not_found"), status=404)

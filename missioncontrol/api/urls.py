@@ -13,5 +13,5 @@ urlpatterns = [
     path("", include("planning.api.urls")),
     path("", include("retries.api.urls")),
     # Last: any other path under /api/v1/ is a 404 in the API's error shape.
-    re_path(r"^.*$", api_not_found),
+    re_path(r"^[\s\S]*$", api_not_found),
 ]

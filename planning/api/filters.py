@@ -5,10 +5,11 @@ from __future__ import annotations
 import django_filters
 from django.db.models import Q
 
+from missioncontrol.api.filters import StrictFilterSet
 from planning.models import Plan, PlanningTask
 
 
-class TaskFilter(django_filters.FilterSet):
+class TaskFilter(StrictFilterSet):
     status = django_filters.ChoiceFilter(choices=PlanningTask.Status.choices)
     project = django_filters.CharFilter(field_name="project__slug", max_length=100)
     procedure = django_filters.CharFilter(field_name="procedure__slug", max_length=100)
@@ -24,7 +25,7 @@ class TaskFilter(django_filters.FilterSet):
         return queryset.filter(Q(slug__icontains=value) | Q(title__icontains=value))
 
 
-class PlanFilter(django_filters.FilterSet):
+class PlanFilter(StrictFilterSet):
     project = django_filters.CharFilter(field_name="project__slug", max_length=100)
     status = django_filters.ChoiceFilter(choices=Plan.Status.choices)
 

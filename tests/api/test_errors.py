@@ -81,3 +81,14 @@ def test_schema_and_docs_errors_are_json_too(clients):
     for url, accept in (("/api/v1/schema/", "*/*"), ("/api/v1/docs/", "text/html")):
         assert_error(clients["anonymous"].get(url, HTTP_ACCEPT=accept), 401, "not_authenticated")
         assert_error(clients["outsider"].get(url, HTTP_ACCEPT=accept), 403, "permission_denied")
+
+
+@pytest.mark.parametrize("query", ["status=", "plan=", "status=nope"])
+def test_an_empty_choice_or_id_filter_is_refused(viewer, query):
+    name = query.split("=")[0]
+    assert_error(viewer.get(f"/api/v1/tasks/?{query}"), 400, "invalid", {name})
+
+
+def test_a_path_with_a_newline_is_a_json_404(viewer, admin):
+    assert_error(viewer.get("/api/v1/tasks/a%0Ab/events/"), 404, "not_found")
+    assert_error(admin.post("/api/v1/no/such/thing/", {}), 404, "not_found")  # no CSRF page either

@@ -1,0 +1,74 @@
+"""The OpenAPI schema documents every endpoint of API.md, and the docs page
+is served without any CDN."""
+
+import re
+
+import pytest
+import yaml
+
+pytestmark = pytest.mark.django_db
+
+PATHS = {
+    "/api/v1/agents/": {"get", "post"},
+    "/api/v1/agents/{name}/": {"get", "patch"},
+    "/api/v1/projects/": {"get", "post"},
+    "/api/v1/projects/{slug}/": {"get", "patch"},
+    "/api/v1/procedures/": {"get", "post"},
+    "/api/v1/procedures/{slug}/": {"get", "patch"},
+    "/api/v1/plans/": {"get", "post"},
+    "/api/v1/plans/{id}/": {"get"},
+    "/api/v1/plans/{id}/resume/": {"post"},
+    "/api/v1/tasks/": {"get", "post"},
+    "/api/v1/tasks/{slug}/": {"get", "patch"},
+    "/api/v1/tasks/{slug}/launch/": {"post"},
+    "/api/v1/tasks/{slug}/rerun/": {"post"},
+    "/api/v1/tasks/{slug}/repair/": {"post"},
+    "/api/v1/tasks/{slug}/cancel/": {"post"},
+    "/api/v1/tasks/{slug}/attempts/": {"get"},
+    "/api/v1/tasks/{slug}/events/": {"get"},
+    "/api/v1/attempts/{id}/": {"get"},
+    "/api/v1/attempts/{id}/phases/": {"post"},
+    "/api/v1/native-runs/": {"get", "post"},
+    "/api/v1/native-runs/batch/": {"post"},
+}
+
+
+@pytest.fixture
+def schema(viewer):
+    response = viewer.get("/api/v1/schema/")
+    assert response.status_code == 200
+    return yaml.safe_load(response.content)
+
+
+def test_every_endpoint_is_in_the_schema_with_error_responses(schema):
+    assert schema["openapi"].startswith("3.")
+    assert {path: set(ops) - {"parameters"} for path, ops in schema["paths"].items()} == PATHS
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            assert any(code.startswith("2") for code in responses), (path, method)
+            assert {"401", "403"} <= set(responses), (path, method)
+            if "{" in path:
+                assert "404" in responses, (path, method)
+            if "requestBody" in operation:
+                assert {"400", "415"} <= set(responses), (path, method)
+
+
+def test_action_conflicts_and_idempotency_are_documented(schema):
+    rerun = schema["paths"]["/api/v1/tasks/{slug}/rerun/"]["post"]
+    assert {"201", "409", "422"} <= set(rerun["responses"])
+    assert any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in rerun["parameters"])
+    phases = schema["paths"]["/api/v1/attempts/{id}/phases/"]["post"]
+    assert {"200", "201", "409"} <= set(phases["responses"])
+    error = schema["components"]["schemas"]["Error"]
+    assert set(error["required"]) == {"detail", "code"}
+
+
+def test_the_docs_page_loads_nothing_from_a_cdn(viewer):
+    response = viewer.get("/api/v1/docs/", HTTP_ACCEPT="text/html")
+    assert response.status_code == 200
+    html = response.content.decode()
+    sources = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert any("drf_spectacular_sidecar" in s for s in sources), sources
+    assert not [s for s in sources if s.startswith(("http:", "https:", "//"))], sources
+    assert "/api/v1/schema/" in html
