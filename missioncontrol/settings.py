@@ -210,6 +210,9 @@ CELERY_BEAT_SCHEDULE = {
     "reconcile": {
         "task": "retries.tasks.reconcile",
         "schedule": RECONCILE_INTERVAL_SECONDS,
+        # A pass nobody ran in time is dropped, not queued up: the next one
+        # does the same work (workers down for an hour must not find 720).
+        "options": {"expires": max(RECONCILE_INTERVAL_SECONDS * 2, 10)},
     },
 }
 # The demo's old runtime that keeps reporting its failed run (refused every

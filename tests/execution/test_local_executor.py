@@ -48,6 +48,8 @@ def test_launch_runs_every_phase_to_succeeded(worker):
     attempt = launch(task)
 
     wait_status(task, "succeeded")
+    # The run's own final report follows the last phase's outcome.
+    wait_for(lambda: NativeRun.objects.filter(attempt=attempt, status="succeeded").exists(), what="the final report")
 
     attempt.refresh_from_db()
     assert attempt.status == Attempt.Status.SUCCEEDED and attempt.finished_at is not None
@@ -81,7 +83,7 @@ def test_stalled_attempt_is_retried_and_resumes_at_execute_not_preflight(worker)
     assert not Event.objects.filter(attempt_id=second.id, type__startswith="phase.", data__phase="preflight").exists()
     # The stalled run was told to stop; the retry has its own run.
     wait_for(lambda: NativeRun.objects.get(attempt=first).status == "cancelled", what="the stalled run to be cancelled")
-    assert NativeRun.objects.get(attempt=second).status == "succeeded"
+    wait_for(lambda: NativeRun.objects.get(attempt=second).status == "succeeded", what="the retry's final report")
 
 
 def test_budget_ends_in_blocked_with_diagnostics_not_a_loop(worker):
@@ -200,3 +202,43 @@ def test_params_the_phases_cannot_follow_fail_the_launch_closed(worker):
     assert "fail_phase" in attempt.failure_message and "deploy" in attempt.failure_message
     assert not NativeRun.objects.filter(task=task).exists()
     assert not PhaseOutcome.objects.filter(attempt=attempt).exists()
+
+
+def test_a_lost_launch_message_is_sent_again_by_reconciliation(worker, worker_queue, settings):
+    from missioncontrol.celery import app as celery_app
+    from tests.execution.conftest import purge
+
+    task = local_task(params={})
+    # Publish the launch where no worker listens: as good as lost.
+    celery_app.conf.task_default_queue = f"{worker_queue}-lost"
+    try:
+        attempt = launch(task)
+    finally:
+        celery_app.conf.task_default_queue = worker_queue
+        purge(f"{worker_queue}-lost")
+    attempt.refresh_from_db()
+    assert attempt.status == Attempt.Status.PENDING
+
+    assert reconcile_pass().relaunched == 0  # too young to be called lost
+    settings.RECONCILE_RELAUNCH_AFTER_SECONDS = 0
+    assert reconcile_pass().relaunched == 1
+
+    wait_status(task, "succeeded")
+    assert NativeRun.objects.filter(task=task).count() == 1
+
+
+def test_cancelling_a_running_local_attempt_stops_its_phases(worker):
+    from retries import services
+
+    task = local_task(params={"phase_seconds": 3})
+    attempt = launch(task)
+    wait_for(lambda: NativeRun.objects.filter(attempt=attempt, status="running").exists(), what="preflight to start")
+
+    services.task_cancel(slug=task.slug, actor="operator", reason="wrong shard")
+
+    wait_for(lambda: NativeRun.objects.get(attempt=attempt).status == "cancelled", what="the run to be stopped")
+    worker.wait_idle()
+    attempt.refresh_from_db()
+    assert attempt.status == Attempt.Status.CANCELLED and attempt.failure_message == "wrong shard"
+    assert not PhaseOutcome.objects.filter(attempt=attempt).exists()
+    assert status_of(task) == "cancelled"
