@@ -137,3 +137,19 @@ def test_pages_carry_the_csrf_token_for_htmx(operator_client):
     body = operator_client.get(reverse("board")).content.decode()
     assert "hx-headers='{\"X-CSRFToken\": \"" in body
     assert "htmx" in body and "/static/missioncontrol/mc.css" in body
+
+
+@pytest.mark.parametrize("role", ["admin", "superuser"])
+def test_admins_and_superusers_can_operate(role):
+    from django.contrib.auth.models import User
+
+    if role == "superuser":
+        User.objects.create_superuser(username="root", password="pw-root")
+    else:
+        make_user("root", "admin")
+    client = Client()
+    client.login(username="root", password="pw-root")
+    task = failed_task()
+    response = client.post(reverse("task_rerun", args=[task.slug]), ACTIONS["task_rerun"])
+    assert response.status_code == 302
+    assert snapshot(task)[2] == 2
