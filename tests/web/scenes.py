@@ -8,8 +8,8 @@ from planning import services as planning_services
 from planning.models import Event, PlanningTask
 from retries import services
 from retries.models import Attempt
-from tests.factories import AgentFactory, TaskFactory
-from tests.steps import current, fail_current, launch, report
+from tests.factories import TaskFactory
+from tests.steps import fail_current, launch, report
 
 
 def failed_task(**kwargs) -> PlanningTask:
@@ -92,5 +92,3 @@ def snapshot(task: PlanningTask) -> tuple:
     return (task.status, task.attempt_count, Attempt.objects.filter(task=task).count(),
             Event.objects.filter(task=task).count())
 
-
-__all__ = ["AgentFactory", "current"]
