@@ -133,6 +133,10 @@ def test_board_refreshes_itself_after_a_change_made_through_the_api(live_server,
     row = page.locator(f"tr[data-slug='{s.failed.slug}']")
     expect(row.locator(".badge")).to_contain_text("failed")
     page.evaluate("window.__sameDocument = true")
+    # A short window, scrolled: the refresh must leave the operator where they were.
+    page.set_viewport_size({"width": 1280, "height": 420})
+    page.evaluate("window.scrollTo(0, 60)")
+    assert page.evaluate("window.scrollY") == 60
 
     response = requests.post(
         f"{live_server.url}/api/v1/tasks/{s.failed.slug}/rerun/",
@@ -145,6 +149,7 @@ def test_board_refreshes_itself_after_a_change_made_through_the_api(live_server,
     expect(row.locator(".badge")).to_contain_text("launch requested", timeout=15_000)
     # Refreshed in place: same document, filters kept in the address and the form.
     assert page.evaluate("window.__sameDocument") is True
+    assert page.evaluate("window.scrollY") == 60
     expect(page).to_have_url(re.compile(r"q=index-creation-proc-0"))
     expect(page.locator("#id_q")).to_have_value("index-creation-proc-0")
     expect(page.locator("table.tasks tbody tr")).to_have_count(1)
