@@ -11,7 +11,9 @@ from __future__ import annotations
 import logging
 import uuid
 
+from planning.models import Procedure
 from retries import services
+from retries.models import NativeRun
 
 from .base import Executor, LaunchError, LaunchRequest, native_ids
 from .external import ExternalExecutor
@@ -43,8 +45,6 @@ def attempt_launch(*, attempt_id: uuid.UUID) -> str:
     request = LaunchRequest.for_attempt(attempt_id)
     if request is None:
         return "skipped"
-    from planning.models import Procedure
-
     executor_name = Procedure.objects.filter(slug=request.procedure).values_list("executor", flat=True).first()
     try:
         get_executor(executor_name).launch(request)
@@ -69,8 +69,6 @@ def attempt_poll(*, attempt_id: uuid.UUID, executor: str) -> bool:
     state = backend.poll(request)
     if not state:
         return False
-    from retries.models import NativeRun
-
     if state.get("status") not in NativeRun.Status.values:
         # Bad input from the gateway changes nothing (rule 8).
         log.warning("poll of attempt %s: unknown status %r ignored", attempt_id, state.get("status"))
@@ -95,8 +93,6 @@ def attempt_cancel(*, attempt_id: uuid.UUID) -> None:
     request = LaunchRequest.for_attempt(attempt_id)
     if request is None:
         return
-    from planning.models import Procedure
-
     executor_name = Procedure.objects.filter(slug=request.procedure).values_list("executor", flat=True).first()
     if executor_name is None:
         return

@@ -16,10 +16,10 @@ from django.utils import timezone
 from planning.models import PlanningTask
 from planning.services import task_mark_inconsistent
 from retries import reconcile, services
-from retries.models import Attempt, NativeRun
+from retries.models import NativeRun
 from retries.reconcile import reconcile_pass
 from tests.factories import ProcedureFactory, TaskFactory
-from tests.steps import ago, current, fail_current, launch, report
+from tests.steps import current, fail_current, launch, report
 
 pytestmark = pytest.mark.django_db
 
