@@ -271,6 +271,7 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
 
 class _TaskChildList(generics.ListAPIView):
     permission_classes = [RolePermission]
+    http_method_names = ["get", "head"]
     filter_backends: list = []
 
     def task(self) -> PlanningTask:

@@ -246,3 +246,20 @@ def test_failed_task_shows_diagnostics(viewer, task):
     assert body["status"] == "failed"
     assert body["diagnostics"]["attempt_number"] == 1 and body["diagnostics"]["max_attempts"] == 3
     assert body["diagnostics"]["failure_kind"] == "executor_failed" and body["diagnostics"]["message"] == "boom"
+
+
+def test_a_task_marked_inconsistent_waits_for_repair(operator, task):
+    from planning.services import task_mark_inconsistent
+
+    fail_current(task)
+    task_mark_inconsistent(task_id=task.id, problems=["status disagrees with the ledger"])
+    assert_error(operator.post(url(task, "rerun"), {"reason": "x"}), 409, "inconsistent")
+    response = operator.post(url(task, "repair"), {"reason": "checked by hand"})
+    assert response.status_code == 201
+    task.refresh_from_db()
+    assert task.inconsistent_since is None
+
+
+def test_detail_404s(viewer):
+    for path in ("agents/ghost", "projects/ghost", "procedures/ghost", "tasks/ghost"):
+        assert_error(viewer.get(f"/api/v1/{path}/"), 404, "not_found")
