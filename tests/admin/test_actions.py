@@ -8,7 +8,6 @@ import re
 import pytest
 
 from planning.models import Event, PlanningTask
-from retries import services
 from retries.models import Attempt
 from tests.commands.helpers import db_state
 from tests.commands.seed000 import SEED_000, assert_all_marked_inconsistent, assert_repaired, break_seed_000_tasks
