@@ -409,6 +409,8 @@ def test_service_reports_problems_in_the_one_error_shape():
 
 
 def test_the_example_file_imports_onto_the_seed_000_tasks_as_drafts():
+    # The demo's agents: the example keeps each attempt's frozen assignee.
+    aemeath, shorekeeper = AgentFactory(name="aemeath"), AgentFactory(name="shorekeeper")
     for slug in SEED_000:
         TaskFactory(slug=slug)
 
@@ -419,6 +421,8 @@ def test_the_example_file_imports_onto_the_seed_000_tasks_as_drafts():
     for task in PlanningTask.objects.filter(slug__in=SEED_000):
         assert task.status == "failed" and task.attempt_count == 1
         assert not task.attempts.filter(superseded_at__isnull=True).exists()
+        frozen = task.attempts.get().requested_assignee
+        assert frozen == (shorekeeper if "sentinel" in task.slug else aemeath)
     assert RetiredNativeId.objects.count() == 8
     assert run("import_retry_history", str(DEMO_FILE)).out.count("was imported already") == 4
     assert run("verify_integrity").code == 0

@@ -100,6 +100,7 @@ def test_bad_reason_or_assignee_is_refused_before_anything():
 
 
 def test_repair_works_on_a_task_with_imported_history_only():
+    AgentFactory(name="aemeath"), AgentFactory(name="shorekeeper")
     task = TaskFactory(slug=SEED_000[0])
     for slug in SEED_000[1:]:
         TaskFactory(slug=slug)
