@@ -206,3 +206,10 @@ def test_concurrent_batches_over_the_same_tasks_in_opposite_orders_do_not_deadlo
     assert NativeRun.objects.count() == 6
     assert all(a.status in (Attempt.Status.RUNNING, Attempt.Status.SUCCEEDED)
                for a in Attempt.objects.filter(id__in=[a.id for a in attempts]))
+
+
+def test_max_length_counts_what_was_sent_before_trimming(executor, task):
+    padded = "\r" + "x" * 200
+    body = {**report(task, "nr-1"), "native_run_id": padded}
+    assert_error(executor.post("/api/v1/native-runs/", body), 400, "invalid", {"native_run_id"})
+    assert not NativeRun.objects.exists()
