@@ -41,7 +41,10 @@ def seed(params: dict) -> dict:
         ids = PlanningTask.objects.filter(slug__startswith=spec["prefix"] + "-").values_list("id", flat=True)
         ranges[spec["prefix"]] = [min(ids), max(ids)]
     datagen.analyze()
-    return {"events_written": written, "events": datagen.event_count(), "ranges": ranges}
+    out = {"events_written": written, "events": datagen.event_count(), "ranges": ranges}
+    if params.get("users"):
+        out.update(tokens({"users": params["users"]}))
+    return out
 
 
 @case
@@ -104,8 +107,8 @@ def p3_seed(params: dict) -> dict:
 @case
 def p3_pass(params: dict) -> dict:
     """One reconciliation pass, timed, in a process that did nothing else
-    (its peak RSS is the pass's, for M1). The batch size is raised so that
-    one pass takes every changed run, as the target asks."""
+    (its peak RSS is the pass's, for M1), then an idle pass. The batch size
+    is raised so that one pass takes every changed run, as the target asks."""
     from django.conf import settings
 
     from retries.reconcile import reconcile_pass
@@ -118,7 +121,15 @@ def p3_pass(params: dict) -> dict:
     summary = reconcile_pass()
     seconds = time.perf_counter() - started
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return _with_integrity({"seconds": seconds, "summary": summary.as_dict(), "peak_rss_kib": rss}, params)
+    # A second pass right after, with nothing changed: the cost of looking.
+    started = time.perf_counter()
+    idle = reconcile_pass()
+    idle_seconds = time.perf_counter() - started
+    return _with_integrity(
+        {"seconds": seconds, "summary": summary.as_dict(), "peak_rss_kib": rss, "idle_seconds": idle_seconds,
+         "idle_summary": idle.as_dict()},
+        params,
+    )
 
 
 @case
@@ -149,8 +160,12 @@ def p4(params: dict) -> dict:
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
 
-    from missioncontrol.roles import OPERATOR
     from django.contrib.auth.models import Group
+
+    from missioncontrol.roles import OPERATOR
+
+    if params.get("seed"):
+        p4_seed(params)
 
     user, _ = get_user_model().objects.get_or_create(username="bench-operator")
     user.groups.add(Group.objects.get(name=OPERATOR))

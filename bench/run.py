@@ -133,7 +133,8 @@ def writes(template: str, prefix: str, sizes: Sizes, problems: list[str]) -> dic
                         {"prefix": "pool", "n": sizes.pool_tasks, "attempts": 1, "final": "succeeded"},
                         {"prefix": "p1", "n": sizes.p1_tasks, "attempts": 1, "final": "pending"},
                         {"prefix": "p1b", "n": sizes.p1b_tasks, "attempts": 1, "final": "pending"},
-                    ]
+                    ],
+                    "users": [("bench-executor", "executor")],
                 },
             )
             lo, hi = seeded["ranges"]["pool"]
@@ -143,7 +144,7 @@ def writes(template: str, prefix: str, sizes: Sizes, problems: list[str]) -> dic
             )
             log(f"pgbench: {out['pg1'][-1]:.0f} tps at 1 client, {out['pg8'][-1]:.0f} at {sizes.clients}")
             env = harness.app_env(db)
-            token = harness.create_tokens(db, [("bench-executor", "executor")])["bench-executor"]
+            token = seeded["tokens"]["bench-executor"]
             with harness.Server(env, workers=2, threads=4) as server:
                 p1 = load.post_reports(
                     server.url, token, load.launched_tasks(db, "p1"),
@@ -170,26 +171,34 @@ def writes(template: str, prefix: str, sizes: Sizes, problems: list[str]) -> dic
 
 
 def reconcile(template: str, prefix: str, sizes: Sizes, problems: list[str]) -> dict[int, dict[str, list[float]]]:
+    """Both histories are seeded first, then the passes alternate between
+    them round by round, so that a change in the machine's load during the
+    run falls on both sizes alike rather than on one of them."""
     out: dict[int, dict[str, list[float]]] = {}
-    for events in sizes.p3_events:
-        seeded_db = f"{prefix}_p3seed"
-        with harness.database(template, seeded_db):
+    seeded_dbs = {events: f"{prefix}_p3seed{i}" for i, events in enumerate(sizes.p3_events)}
+    try:
+        for events, seeded_db in seeded_dbs.items():
+            harness.clone_db(template, seeded_db)
             log(f"P3: seeding a history of {events} events and {sizes.p3_changed} changed runs")
             seeded = harness.run_case("p3_seed", seeded_db, {"events": events, "changed": sizes.p3_changed})
-            rows: dict[str, list[float]] = {"seconds": [], "idle_seconds": [], "rss": [], "events": [seeded["events"]]}
-            for r in range(sizes.p3_rounds):
+            out[events] = {"seconds": [], "idle_seconds": [], "rss": [], "events": [seeded["events"]]}
+        for r in range(sizes.p3_rounds):
+            for events, seeded_db in seeded_dbs.items():
+                rows = out[events]
                 with harness.database(seeded_db, f"{prefix}_p3") as db:
-                    result = harness.run_case("p3_pass", db, {"changed": sizes.p3_changed})
-                    idle = harness.run_case("p3_pass", db, {"changed": sizes.p3_changed, "integrity": r == 0})
-                    summary = result["summary"]
-                    if summary["retried"] + summary["blocked"] != sizes.p3_changed or summary["errors"]:
-                        problems.append(f"P3 {events}: the pass did not take every changed run: {summary}")
-                    rows["seconds"].append(result["seconds"])
-                    rows["idle_seconds"].append(idle["seconds"])
-                    rows["rss"].append(result["peak_rss_kib"])
-                    log(f"P3 {events} events round {r + 1}: pass {result['seconds']:.3f} s, idle {idle['seconds']:.3f} s")
-                    problems += harness.integrity_failures(idle, f"P3 {events}")
-            out[events] = rows
+                    result = harness.run_case("p3_pass", db, {"changed": sizes.p3_changed, "integrity": r == 0})
+                summary = result["summary"]
+                if summary["retried"] + summary["blocked"] != sizes.p3_changed or summary["errors"]:
+                    problems.append(f"P3 {events}: the pass did not take every changed run: {summary}")
+                rows["seconds"].append(result["seconds"])
+                rows["idle_seconds"].append(result["idle_seconds"])
+                rows["rss"].append(result["peak_rss_kib"])
+                log(f"P3 {events} events round {r + 1}: pass {result['seconds']:.3f} s, "
+                    f"idle {result['idle_seconds']:.3f} s")
+                problems += harness.integrity_failures(result, f"P3 {events}")
+    finally:
+        for seeded_db in seeded_dbs.values():
+            harness.drop_db(seeded_db)
     return out
 
 
@@ -197,29 +206,33 @@ def reconcile(template: str, prefix: str, sizes: Sizes, problems: list[str]) -> 
 
 
 def pages(template: str, prefix: str, sizes: Sizes, problems: list[str]) -> dict[int, dict]:
-    out = {}
-    for tasks in sizes.p4_tasks:
-        with harness.database(template, f"{prefix}_p4") as db:
-            log(f"P4: {tasks} tasks")
+    """Both sizes are seeded first; then the measurements alternate between
+    them, round by round, for the same reason as in ``reconcile``."""
+    dbs = {tasks: f"{prefix}_p4_{i}" for i, tasks in enumerate(sizes.p4_tasks)}
+    runs: dict[int, list[dict]] = {tasks: [] for tasks in dbs}
+    try:
+        for tasks, db in dbs.items():
+            harness.clone_db(template, db)
+            log(f"P4: seeding {tasks} tasks")
             harness.run_case("p4_seed", db, {"tasks": tasks, "detail_attempts": list(sizes.p4_detail_attempts)})
-            runs = [
-                harness.run_case(
-                    "p4",
-                    db,
-                    {"detail_attempts": list(sizes.p4_detail_attempts), "repeat": sizes.p4_repeat, "integrity": r == 0},
-                )
-                for r in range(sizes.rounds)
-            ]
-            problems += harness.integrity_failures(runs[0], f"P4 {tasks}")
-            out[tasks] = {
-                page: {
-                    "seconds": median([run[page]["seconds"] for run in runs]),
-                    "queries": runs[0][page]["queries"],
-                }
-                for page in runs[0]
-                if page not in ("peak_rss_kib", "integrity")
-            }
-    return out
+        for r in range(sizes.rounds):
+            for tasks, db in dbs.items():
+                params = {"detail_attempts": list(sizes.p4_detail_attempts), "repeat": sizes.p4_repeat,
+                          "integrity": r == 0}
+                runs[tasks].append(harness.run_case("p4", db, params))
+                problems += harness.integrity_failures(runs[tasks][-1], f"P4 {tasks}")
+                log(f"P4 {tasks} tasks round {r + 1}: board {runs[tasks][-1]['board']['seconds'] * 1000:.1f} ms")
+    finally:
+        for db in dbs.values():
+            harness.drop_db(db)
+    return {
+        tasks: {
+            page: {"seconds": median([run[page]["seconds"] for run in results]), "queries": results[0][page]["queries"]}
+            for page in results[0]
+            if page not in ("peak_rss_kib", "integrity")
+        }
+        for tasks, results in runs.items()
+    }
 
 
 # --- M1 (web worker memory) -----------------------------------------------------------
@@ -229,9 +242,14 @@ def web_memory(template: str, prefix: str, sizes: Sizes, problems: list[str]) ->
     small, large = sizes.m1_reports
     out: dict[int, int] = {}
     with harness.database(template, f"{prefix}_m1") as db:
-        harness.run_case("seed", db, {"sets": [{"prefix": "m1", "n": large // 2, "attempts": 1, "final": "pending"}]})
+        seeded = harness.run_case(
+            "seed",
+            db,
+            {"sets": [{"prefix": "m1", "n": large // 2, "attempts": 1, "final": "pending"}],
+             "users": [("bench-executor", "executor")]},
+        )
         env = harness.app_env(db)
-        token = harness.create_tokens(db, [("bench-executor", "executor")])["bench-executor"]
+        token = seeded["tokens"]["bench-executor"]
         tasks = load.launched_tasks(db, "m1")
         # One sync worker: every report goes through the process measured.
         with harness.Server(env, workers=1, threads=1) as server:

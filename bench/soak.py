@@ -44,6 +44,7 @@ class Stats:
     by_action: Counter = field(default_factory=Counter)
     server_errors: list[str] = field(default_factory=list)
     stale_fresh_run_ids: set[str] = field(default_factory=set)
+    replays_that_differed: list[str] = field(default_factory=list)
 
     def record(self, action: str, response: requests.Response) -> None:
         with self.lock:
@@ -190,7 +191,7 @@ class Soak:
 
     def operator(self, rng: random.Random) -> None:
         s = self.session("operator")
-        keys: list[tuple[str, str, dict]] = []
+        keys: list[tuple[str, str, dict, str]] = []
         while not self.done():
             page = self.call(s, "list tasks", "GET", "/api/v1/tasks/", params={"page_size": 200})
             if page.status_code != 200 or not page.json()["results"]:
@@ -201,15 +202,21 @@ class Soak:
             roll = rng.random()
             if keys and roll < 0.08:
                 # Repeat an earlier keyed rerun: must give back the first answer, create nothing.
-                k_slug, key, body = rng.choice(keys)
-                self.call(s, "rerun (repeated key)", "POST", f"/api/v1/tasks/{k_slug}/rerun/", json=body,
-                          headers={"Idempotency-Key": key})
+                k_slug, key, body, first_id = rng.choice(keys)
+                r = self.call(s, "rerun (repeated key)", "POST", f"/api/v1/tasks/{k_slug}/rerun/", json=body,
+                              headers={"Idempotency-Key": key})
+                if r.status_code != 201 or r.json().get("id") != first_id:
+                    with self.stats.lock:
+                        self.stats.replays_that_differed.append(f"{k_slug} {key}: {r.status_code} {r.text[:200]}")
             elif status in ("failed", "blocked", "cancelled") or (status in ("running", "launch_requested") and roll < 0.4):
                 body = {"reason": "soak rerun", "override_budget": rng.random() < 0.5,
                         "supersede_active": status in ("running", "launch_requested")}
                 key = uuid.uuid4().hex
-                keys.append((slug, key, body))
-                self.call(s, "rerun", "POST", f"/api/v1/tasks/{slug}/rerun/", json=body, headers={"Idempotency-Key": key})
+                r = self.call(s, "rerun", "POST", f"/api/v1/tasks/{slug}/rerun/", json=body,
+                              headers={"Idempotency-Key": key})
+                if r.status_code == 201:
+                    # Only an accepted request has a first response to give back.
+                    keys.append((slug, key, body, r.json()["id"]))
             elif status == "succeeded" or roll < 0.55:
                 self.call(s, "repair", "POST", f"/api/v1/tasks/{slug}/repair/", json={"reason": "soak repair"})
             elif roll < 0.75:
@@ -317,7 +324,10 @@ FACTS = {
 
 
 def check(db: str, env: dict[str, str], stats: Stats) -> tuple[dict[str, int], dict[str, str], str]:
-    results: dict[str, int] = {"5xx responses": len(stats.server_errors)}
+    results: dict[str, int] = {
+        "5xx responses": len(stats.server_errors),
+        "repeated Idempotency-Keys not answered with the first 201": len(stats.replays_that_differed),
+    }
     facts: dict[str, str] = {}
     with psycopg.connect(harness.db_url(db)) as conn:
         for name, sql in CHECKS.items():
@@ -349,6 +359,8 @@ def render(args, seconds: float, stats: Stats, results: dict, facts: dict, verif
     lines += ["", "`verify_integrity --no-mark`:", "", "```", verify_out or "(no output)", "```", ""]
     if stats.server_errors:
         lines += ["5xx responses:", ""] + [f"- `{e}`" for e in stats.server_errors[:20]] + [""]
+    if stats.replays_that_differed:
+        lines += ["Replays that differed:", ""] + [f"- `{e}`" for e in stats.replays_that_differed[:20]] + [""]
     lines.append(END)
     return "\n".join(lines)
 
