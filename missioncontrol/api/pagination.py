@@ -11,6 +11,17 @@ class ApiPagination(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 200
 
+    last_page_strings = ()
+
+    def get_page_number(self, request, paginator):
+        raw = request.query_params.get(self.page_query_param)
+        if raw is None:
+            return 1
+        # Not a page number at all is bad input; a page past the end stays a 404.
+        if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
+            raise ValidationError({"page": ["Give a whole number from 1."]})
+        return raw
+
     def get_page_size(self, request) -> int:
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
