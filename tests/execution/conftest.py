@@ -231,8 +231,6 @@ def http_gateway():
 def celery_worker(django_db_setup, django_db_blocker, worker_queue, http_gateway, tmp_path_factory):
     """One worker for this test process, on its own queue, with the test
     database and the loopback gateway."""
-    previous = celery_app.conf.task_default_queue
-    celery_app.conf.task_default_queue = worker_queue
     purge(worker_queue)
     worker = Worker(
         queue=worker_queue,
@@ -244,17 +242,22 @@ def celery_worker(django_db_setup, django_db_blocker, worker_queue, http_gateway
     yield worker
     worker.stop()
     purge(worker_queue)
-    celery_app.conf.task_default_queue = previous
 
 
 @pytest.fixture
 def worker(celery_worker, transactional_db, http_gateway):
-    """The running worker for one test. After the test: the worker has
-    finished everything the test started, and rows agree with the ledger
-    (checked here, before the database is flushed)."""
+    """The running worker for one test, which publishes to its queue for
+    the test's duration only (other tests of this process keep theirs).
+    After the test: the worker has finished everything the test started,
+    and rows agree with the ledger (checked here, before the flush)."""
     assert celery_worker.alive(), celery_worker.log_tail()
-    yield celery_worker
-    celery_worker.wait_idle()
-    http_gateway.reset()
+    previous = celery_app.conf.task_default_queue
+    celery_app.conf.task_default_queue = celery_worker.queue
+    try:
+        yield celery_worker
+        celery_worker.wait_idle()
+    finally:
+        celery_app.conf.task_default_queue = previous
+        http_gateway.reset()
     problems = integrity_problems()
     assert not problems, "rows disagree with the ledger:\n" + "\n".join(map(str, problems))

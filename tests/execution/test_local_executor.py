@@ -214,7 +214,7 @@ def test_a_lost_launch_message_is_sent_again_by_reconciliation(worker, worker_qu
     try:
         attempt = launch(task)
     finally:
-        celery_app.conf.task_default_queue = worker_queue
+        celery_app.conf.task_default_queue = worker.queue
         purge(f"{worker_queue}-lost")
     attempt.refresh_from_db()
     assert attempt.status == Attempt.Status.PENDING

@@ -30,9 +30,10 @@ def crash_queue(worker, worker_queue):
     can take the launch (not the shared one)."""
     queue = f"{worker_queue}-crash"
     purge(queue)
+    previous = celery_app.conf.task_default_queue
     celery_app.conf.task_default_queue = queue
     yield queue
-    celery_app.conf.task_default_queue = worker_queue
+    celery_app.conf.task_default_queue = previous
     purge(queue)
 
 
