@@ -28,6 +28,7 @@ from retries.integrity import integrity_problems
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_GROUP = "execution-worker"
+GATEWAY_TIMEOUT = 1.5  # seconds the workers' http executor waits for the gateway
 
 
 def wait_for(predicate: Callable[[], object], *, timeout: float = 60, interval: float = 0.1, what: str = "condition"):
@@ -145,6 +146,7 @@ class Gateway:
         self.runs: dict[str, dict] = {}
         self.polls: dict[str, dict] = {}
         self.refuse_first = 0
+        self.stall_first = 0.0
         self.on_launch: Callable[[dict], None] | None = None
         self.threads: list[threading.Thread] = []
         self.lock = threading.Lock()
@@ -182,6 +184,12 @@ class Gateway:
                     thread = threading.Thread(target=gateway.on_launch, args=(run,), daemon=True)
                     gateway.threads.append(thread)
                     thread.start()
+                with gateway.lock:
+                    stall, gateway.stall_first = gateway.stall_first, 0.0
+                if stall:
+                    # The launch is taken, but the answer comes too late: the
+                    # caller times out and must not make a second run by retrying.
+                    time.sleep(stall)
                 return self._json(201 if new else 200, {k: run[k] for k in ("native_task_id", "native_run_id")})
 
             def do_GET(self):
@@ -205,6 +213,7 @@ class Gateway:
             self.runs.clear()
             self.polls.clear()
             self.refuse_first = 0
+            self.stall_first = 0.0
             self.on_launch = None
             self.threads = []
 
@@ -236,7 +245,7 @@ def celery_worker(django_db_setup, django_db_blocker, worker_queue, http_gateway
         queue=worker_queue,
         db_name=connection.settings_dict["NAME"],
         log_path=tmp_path_factory.mktemp("worker") / "worker.log",
-        env={"HTTP_EXECUTOR_URL": http_gateway.url},
+        env={"HTTP_EXECUTOR_URL": http_gateway.url, "HTTP_EXECUTOR_TIMEOUT": str(GATEWAY_TIMEOUT)},
     )
     worker.start()
     yield worker

@@ -14,7 +14,7 @@ from django.utils import timezone
 from planning.models import PlanningTask
 from retries.models import Attempt, NativeRun, PhaseOutcome
 from retries.reconcile import reconcile_pass
-from tests.execution.conftest import WORKER_GROUP, wait_for
+from tests.execution.conftest import GATEWAY_TIMEOUT, WORKER_GROUP, wait_for
 from tests.factories import ProcedureFactory, TaskFactory
 from tests.steps import launch
 
@@ -76,6 +76,7 @@ def test_http_round_trip_with_a_refused_first_post(worker, http_gateway, live_se
 
     wait_for(lambda: NativeRun.objects.filter(task=task, status="succeeded").exists(), timeout=60,
              what="the gateway's reports")
+    worker.wait_idle()
 
     launches = http_gateway.launches()
     assert len(launches) == 2
@@ -92,6 +93,23 @@ def test_http_round_trip_with_a_refused_first_post(worker, http_gateway, live_se
     run = NativeRun.objects.get(task=task)
     assert (run.executor, run.native_run_id) == ("http", f"gw-run-{attempt.id}")
     assert run.attempt_id == attempt.id and run.binding == NativeRun.Binding.BOUND
+
+
+def test_a_launch_answered_too_late_is_retried_with_the_same_key_and_makes_one_run(worker, http_gateway, live_server):
+    http_gateway.stall_first = GATEWAY_TIMEOUT + 1.5
+    http_gateway.on_launch = reporter(live_server.url, executor_token())
+    task = http_task()
+    attempt = launch(task)
+
+    wait_for(lambda: NativeRun.objects.filter(task=task, status="succeeded").exists(), timeout=60,
+             what="the gateway's reports")
+    worker.wait_idle()  # the launch task itself ends after its retried POST
+    launches = http_gateway.launches()
+    assert len(launches) == 2 and {r["key"] for r in launches} == {str(attempt.id)}
+    assert len(http_gateway.runs) == 1
+    assert NativeRun.objects.filter(task=task).count() == 1
+    attempt.refresh_from_db()
+    assert attempt.status == Attempt.Status.SUCCEEDED and attempt.number == 1
 
 
 def test_reconciliation_polls_the_gateway(worker, http_gateway, settings):
