@@ -21,7 +21,9 @@ def make_client(username: str, role: str | None = None, *, staff: bool = True, s
         # No password: hashing one costs more than the whole test.
         user = user_model.objects.create_user(username=username, is_staff=staff)
     if role:
-        user.groups.add(Group.objects.get(name=role))
+        # get_or_create: a transactional test run before may have flushed the
+        # groups the migration made.
+        user.groups.add(Group.objects.get_or_create(name=role)[0])
     client = Client()
     client.force_login(user)
     return client
