@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import uuid
 
-from planning.models import Procedure
 from retries import services
 from retries.models import NativeRun
 
@@ -45,9 +44,8 @@ def attempt_launch(*, attempt_id: uuid.UUID) -> str:
     request = LaunchRequest.for_attempt(attempt_id)
     if request is None:
         return "skipped"
-    executor_name = Procedure.objects.filter(slug=request.procedure).values_list("executor", flat=True).first()
     try:
-        get_executor(executor_name).launch(request)
+        get_executor(request.executor).launch(request)
     except LaunchError as exc:
         log.warning("launch of attempt %s failed: %s", attempt_id, exc)
         services.attempt_fail(
@@ -93,7 +91,4 @@ def attempt_cancel(*, attempt_id: uuid.UUID) -> None:
     request = LaunchRequest.for_attempt(attempt_id)
     if request is None:
         return
-    executor_name = Procedure.objects.filter(slug=request.procedure).values_list("executor", flat=True).first()
-    if executor_name is None:
-        return
-    get_executor(executor_name).cancel(attempt_id)
+    get_executor(request.executor).cancel(attempt_id)

@@ -22,6 +22,7 @@ class LaunchRequest:
     attempt_number: int
     task: str
     procedure: str
+    executor: str
     phases: tuple[str, ...]
     resume_phase: str | None
     params: dict[str, Any] = field(default_factory=dict)
@@ -49,6 +50,7 @@ class LaunchRequest:
             attempt_number=attempt.number,
             task=task.slug,
             procedure=task.procedure.slug,
+            executor=task.procedure.executor,
             phases=tuple(task.procedure.phases),
             resume_phase=attempt.resume_phase,
             params=dict(task.params or {}),
