@@ -101,6 +101,28 @@ def test_double_click_and_resubmission_make_one_attempt(live_server, page):
     assert Attempt.objects.filter(task=s.failed_too).count() == 2
 
 
+def test_a_blocked_task_is_rerun_past_its_budget_with_the_keyboard_only(live_server, page):
+    s = scene.build()
+    make_user("olga", "operator")
+    login(page, live_server.url, "olga")
+    page.goto(f"{live_server.url}/tasks/{s.blocked.slug}/")
+    expect(page.locator("#rerun")).to_contain_text("This goes past the budget once")
+
+    page.locator("#rerun textarea").focus()
+    page.keyboard.type("schema fixed by hand; one more try")
+    page.keyboard.press("Tab")  # assignee, kept
+    expect(page.locator("#rerun select")).to_be_focused()
+    page.keyboard.press("Tab")
+    expect(page.locator("#rerun input[type=checkbox]")).to_be_focused()
+    page.keyboard.press("Space")
+    page.keyboard.press("Tab")
+    expect(page.get_by_role("button", name="Rerun task")).to_be_focused()
+    page.keyboard.press("Enter")
+
+    expect(page.locator("#task-actions .flash.ok")).to_contain_text("attempt #2")
+    assert Attempt.objects.filter(task=s.blocked).count() == 2
+
+
 def test_viewer_sees_no_action_buttons_and_a_forged_post_is_refused(live_server, page):
     s = scene.build()
     make_user("victor", "viewer")
