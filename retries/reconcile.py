@@ -145,11 +145,13 @@ def failed_tasks() -> QuerySet:
 def stuck_pending_attempts(cutoff: dt.datetime) -> QuerySet:
     """Pushed launches still pending long after their request: the launch
     message was lost (a broker down at commit time, a worker killed before
-    it acknowledged on a transport that forgets). Launching is idempotent,
-    so sending it again is safe."""
+    it acknowledged on a transport that forgets), or a paused plan held it
+    and has resumed since. Launching is idempotent, so sending it again is
+    safe. While a plan is paused its pending launches are left alone."""
     return (
         Attempt.objects.filter(superseded_at__isnull=True, status=Attempt.Status.PENDING, requested_at__lt=cutoff)
         .filter(_consistent(), task__procedure__executor__in=sorted(PUSHING_EXECUTORS))
+        .filter(Q(task__plan__isnull=True) | Q(task__plan__paused_at__isnull=True))
         .order_by()
         .values_list("id", flat=True)
     )

@@ -655,9 +655,16 @@ def task_retry_or_block(*, task_id: int, actor: str = "system") -> Attempt | Non
         )
 
 
-def attempt_mark_launching(*, attempt_id: uuid.UUID, actor: str = "system") -> Attempt | None:
+def attempt_mark_launching(
+    *, attempt_id: uuid.UUID, actor: str = "system", hold_if_plan_paused: bool = False
+) -> Attempt | None:
     """The launcher picked the attempt up. Returns None when the attempt is no
-    longer current or already past pending (then there is nothing to launch)."""
+    longer current or already past pending (then there is nothing to launch).
+
+    With ``hold_if_plan_paused``, an initial or retry attempt of a plan paused
+    by ``on_error`` stays pending (None is returned): the pause stops the
+    plan's further launches, including those already queued. An operator's
+    rerun or repair is an explicit decision and goes ahead."""
     now = timezone.now()
     with transaction.atomic():
         row = Attempt.objects.filter(id=attempt_id).values_list("task_id", flat=True).first()
@@ -669,6 +676,12 @@ def attempt_mark_launching(*, attempt_id: uuid.UUID, actor: str = "system") -> A
             return None
         if attempt.status != AS.PENDING:
             return attempt if attempt.status == AS.LAUNCHING else None
+        if (
+            hold_if_plan_paused
+            and _plan_is_paused(task)
+            and attempt.kind in (Attempt.Kind.INITIAL, Attempt.Kind.RETRY)
+        ):
+            return None
         fields = _attempt_status_set(attempt, AS.LAUNCHING, actor=actor, now=now)
         attempt.last_heartbeat_at = now
         attempt.save(update_fields=[*fields, "last_heartbeat_at"])

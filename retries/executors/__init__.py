@@ -36,9 +36,11 @@ def get_executor(name: str) -> Executor:
 
 def attempt_launch(*, attempt_id: uuid.UUID) -> str:
     """Launch one attempt. Returns ``launched``, ``skipped`` (no longer
-    current or already past launching) or ``failed`` (the executor refused;
-    the attempt is failed with ``launch_failed`` and retried within budget)."""
-    attempt = services.attempt_mark_launching(attempt_id=attempt_id, actor="launcher")
+    current, already past launching, or held by a paused plan: reconciliation
+    sends it again after the plan resumes) or ``failed`` (the executor
+    refused; the attempt is failed with ``launch_failed`` and retried within
+    budget)."""
+    attempt = services.attempt_mark_launching(attempt_id=attempt_id, actor="launcher", hold_if_plan_paused=True)
     if attempt is None:
         return "skipped"
     request = LaunchRequest.for_attempt(attempt_id)

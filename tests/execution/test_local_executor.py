@@ -242,3 +242,43 @@ def test_cancelling_a_running_local_attempt_stops_its_phases(worker):
     assert attempt.status == Attempt.Status.CANCELLED and attempt.failure_message == "wrong shard"
     assert not PhaseOutcome.objects.filter(attempt=attempt).exists()
     assert status_of(task) == "cancelled"
+
+
+def test_a_launch_already_queued_when_the_plan_pauses_is_held_until_it_resumes(worker, worker_queue, settings):
+    from missioncontrol.celery import app as celery_app
+    from retries.tasks import launch_attempt
+    from tests.execution.conftest import purge
+
+    plan = PlanFactory(on_error=Plan.OnError.PAUSE)
+    procedure = ProcedureFactory(executor="local", phases=PHASES, max_attempts=3)
+    failing = TaskFactory(procedure=procedure, plan=plan, project=plan.project,
+                          params={"phase_seconds": 0.1, "fail_phase": "preflight", "fail_on_attempts": [1]})
+    queued = TaskFactory(procedure=procedure, plan=plan, project=plan.project, params={"phase_seconds": 0.1})
+    # Launched together; the sibling's launch message is still in flight
+    # (published where no worker listens yet) when the first task fails.
+    celery_app.conf.task_default_queue = f"{worker_queue}-later"
+    try:
+        held = launch(queued)
+    finally:
+        celery_app.conf.task_default_queue = worker.queue
+        purge(f"{worker_queue}-later")
+    launch(failing)
+    wait_status(failing, "failed")
+    plan.refresh_from_db()
+    assert plan.paused_at is not None
+
+    # Now the sibling's launch arrives: held, not launched.
+    launch_attempt.delay(str(held.id))
+    worker.wait_idle()
+    held.refresh_from_db()
+    assert held.status == Attempt.Status.PENDING and not NativeRun.objects.filter(task=queued).exists()
+    settings.RECONCILE_RELAUNCH_AFTER_SECONDS = 0
+    summary = reconcile_pass()
+    assert (summary.relaunched, summary.retried) == (0, 0)
+
+    planning_services.plan_resume(plan_id=plan.id, actor="operator")
+    summary = reconcile_pass()
+    assert (summary.relaunched, summary.retried) == (1, 1)
+    wait_status(queued, "succeeded")
+    wait_status(failing, "succeeded")
+    assert Attempt.objects.filter(task=queued).count() == 1
