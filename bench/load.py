@@ -75,7 +75,7 @@ def post_reports(
     slices = _split(report_pairs(tasks, tag), clients)
     statuses: Counter = Counter()
     lock = threading.Lock()
-    barrier = threading.Barrier(clients + 1)
+    barrier = threading.Barrier(clients + 1, timeout=300)
     failures: list[BaseException] = []
 
     def client(pairs: list[list[dict]]) -> None:
