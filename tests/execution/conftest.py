@@ -130,9 +130,14 @@ class Worker:
         wait_for(lambda: idle() and idle(), timeout=timeout, interval=0.3, what="the worker to go idle")
 
 
-def purge(queue: str) -> None:
+def purge(queue: str, *, forget: bool = False) -> None:
+    """Drop the queue's waiting messages; with ``forget``, also the routing
+    keys kombu keeps for it, once nothing will publish to it again."""
+    keys = [queue]
+    if forget:
+        keys += [f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"]
     with celery_app.connection_for_write() as conn:
-        conn.default_channel.client.delete(queue)
+        conn.default_channel.client.delete(*keys)
 
 
 class Gateway:
@@ -250,7 +255,7 @@ def celery_worker(django_db_setup, django_db_blocker, worker_queue, http_gateway
     worker.start()
     yield worker
     worker.stop()
-    purge(worker_queue)
+    purge(worker_queue, forget=True)
 
 
 @pytest.fixture

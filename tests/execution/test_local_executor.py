@@ -215,7 +215,7 @@ def test_a_lost_launch_message_is_sent_again_by_reconciliation(worker, worker_qu
         attempt = launch(task)
     finally:
         celery_app.conf.task_default_queue = worker.queue
-        purge(f"{worker_queue}-lost")
+        purge(f"{worker_queue}-lost", forget=True)
     attempt.refresh_from_db()
     assert attempt.status == Attempt.Status.PENDING
 
@@ -261,7 +261,7 @@ def test_a_launch_already_queued_when_the_plan_pauses_is_held_until_it_resumes(w
         held = launch(queued)
     finally:
         celery_app.conf.task_default_queue = worker.queue
-        purge(f"{worker_queue}-later")
+        purge(f"{worker_queue}-later", forget=True)
     launch(failing)
     wait_status(failing, "failed")
     plan.refresh_from_db()

@@ -34,7 +34,7 @@ def crash_queue(worker, worker_queue):
     celery_app.conf.task_default_queue = queue
     yield queue
     celery_app.conf.task_default_queue = previous
-    purge(queue)
+    purge(queue, forget=True)
 
 
 def test_sigkill_mid_launch_then_restart_leaves_one_native_run(crash_queue, tmp_path):
