@@ -1081,12 +1081,22 @@ def native_run_report_batch(*, reports: list[RunReport], actor: str) -> list[tup
             tasks[task_id] = _lock_task(task_id=task_id)
         for task_id, task in tasks.items():
             currents[task_id] = _lock_current_attempt(task)
-        results = []
-        for report in reports:
+        # Native run rows are locked in a stable order too: grouped by task
+        # (keeping the given order within a task, where it decides which run
+        # binds first), and runs of unknown tasks by their unique key.
+        def lock_order(i: int) -> tuple:
+            task_id = ids[reports[i].task]
+            if task_id is None:
+                return (1, 0, reports[i].executor, reports[i].native_run_id, i)
+            return (0, task_id, "", "", i)
+
+        results: list = [None] * len(reports)
+        for i in sorted(range(len(reports)), key=lock_order):
+            report = reports[i]
             task_id = ids[report.task]
             task = tasks.get(task_id) if task_id is not None else None
             current = currents.get(task_id) if task_id is not None else None
-            results.append(_report_into_locked(task, current, report, actor=actor, now=now))
+            results[i] = _report_into_locked(task, current, report, actor=actor, now=now)
         return results
 
 

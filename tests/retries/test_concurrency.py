@@ -123,3 +123,24 @@ def test_concurrent_batches_over_the_same_tasks_do_not_deadlock():
     for attempt in attempts:
         attempt.refresh_from_db()
         assert attempt.status == "running" and attempt.native_run_id is not None
+
+
+def test_concurrent_batches_of_unknown_tasks_runs_neither_deadlock_nor_duplicate():
+    def batch(order):
+        return services.native_run_report_batch(
+            reports=[
+                services.RunReport(executor="e", native_task_id=f"nt-{i}", native_run_id=f"orphan-{i}",
+                                   task="no-such-task", status="running")
+                for i in order
+            ],
+            actor="e",
+        )
+
+    results, errors = run_together([lambda: batch(range(8)), lambda: batch(reversed(range(8)))] * 2)
+
+    assert errors == [None] * 4
+    from retries.models import NativeRun
+
+    assert NativeRun.objects.filter(native_run_id__startswith="orphan-").count() == 8
+    assert set(NativeRun.objects.values_list("binding_reason", flat=True)) == {"unknown_task"}
+    assert [r.native_run_id for r, _ in results[1]] == [f"orphan-{i}" for i in reversed(range(8))]
