@@ -882,15 +882,17 @@ def _binding_decision(task: PlanningTask | None, current: Attempt | None, run: N
             return B.REJECTED, "task_mismatch"
         if claimed["superseded_at"] is not None or current is None or current.id != run.claimed_attempt_id:
             return B.REJECTED, "superseded"
-    else:
+    # A retired id is refused at once, even while no attempt is current
+    # (e.g. a task with only imported history): it can never bind.
+    if _is_retired(run):
+        return B.REJECTED, "retired_native_id"
+    if run.claimed_attempt_id is None:
         if current is None:
             return B.UNBOUND, "no_current_attempt"
         if run.created_at is None:
             return B.REJECTED, "legacy_run_without_created_at"
         if run.created_at < current.requested_at:
             return B.REJECTED, "predates_current_attempt"
-    if _is_retired(run):
-        return B.REJECTED, "retired_native_id"
     if current.native_run_id and current.native_run_id != run.native_run_id:
         return B.REJECTED, "attempt_already_bound"
     return B.BOUND, None

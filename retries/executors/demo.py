@@ -2,19 +2,24 @@
 records it exactly as it would have happened, and the stale runtime that
 keeps reporting the old failed run.
 
-Every task starts with one failed attempt whose native run came from the old
-runtime (``legacy-runtime``), held (cancelled, with a reason) so that
-reconciliation does not retry it before an operator reruns it. Rerunning one starts a fresh attempt on the
-``local`` executor, whose phases then behave as the task's params say:
-proc-0 passes, proc-1 stalls once in ``execute`` and resumes there,
-proc-2 fails once in ``finalize`` and retries only that phase, the sentinel
-keeps failing in ``execute`` until the budget blocks it.
+The four tasks are created as drafts, then the operator's preserved
+``planning-retry-history.json`` (shipped in ``retries/demo_data/``) is
+imported: each task gets its failed attempt #1 from the old runtime as
+history, superseded, with its native ids retired. No attempt is current, so
+reconciliation leaves the tasks alone until an operator reruns them (the
+import never makes the next attempt). Rerunning one starts a fresh attempt on
+the ``local`` executor, whose phases then behave as the task's params say:
+proc-0 passes, proc-1 stalls once in ``execute`` and resumes there, proc-2
+fails once in ``finalize`` and retries only that phase, the sentinel keeps
+failing in ``execute`` until the budget blocks it. Meanwhile the old runtime
+keeps reporting its old run, and every report is refused.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -25,12 +30,14 @@ from missioncontrol.roles import OPERATOR, VIEWER
 from planning import services as planning_services
 from planning.models import Agent, Plan, PlanningTask, Procedure, Project
 from retries import services
-from retries.models import Attempt, NativeRun
+from retries.history import retry_history_import
+from retries.models import NativeRun
 
 from .local import DEMO_PROCEDURES
 
 ACTOR = "demo"
 LEGACY_EXECUTOR = "legacy-runtime"
+HISTORY_FILE = Path(__file__).resolve().parent.parent / "demo_data" / "planning-retry-history.json"
 
 AGENTS = [("thorny-hornet", Agent.Kind.HUMAN), ("aemeath", Agent.Kind.AI), ("shorekeeper", Agent.Kind.AI)]
 PROJECTS = [
@@ -47,32 +54,29 @@ class DemoTask:
     project: str
     procedure: str
     assignee: str
-    native_task_id: str
-    native_run_id: str
-    # Whether the old runtime stamped the attempt id on its run (the oldest did not).
-    stamped: bool
-    failure: str
     params: dict = field(default_factory=dict)
     in_plan: bool = False
 
 
 TASKS = [
     DemoTask("policy-protocol-index-creation-proc-0", "Create the policy protocol index, shard 0", "policy-protocol",
-             "aemeath", "aemeath", "nt-8812", "nr-8812-1", True, "runtime lost the index writer",
-             params={}, in_plan=True),
+             "aemeath", "aemeath", params={}, in_plan=True),
     DemoTask("policy-protocol-index-creation-proc-1", "Create the policy protocol index, shard 1", "policy-protocol",
-             "aemeath", "aemeath", "nt-8813", "nr-8813-1", True, "runtime stalled in execute",
-             params={"stall_phase": "execute", "stall_on_attempts": [2]}, in_plan=True),
+             "aemeath", "aemeath", params={"stall_phase": "execute", "stall_on_attempts": [2]}, in_plan=True),
     DemoTask("policy-protocol-index-creation-proc-2", "Create the policy protocol index, shard 2", "policy-protocol",
-             "aemeath", "aemeath", "nt-8814", "nr-8814-1", False, "index build timed out",
+             "aemeath", "aemeath",
              params={"fail_phase": "finalize", "fail_on_attempts": [2], "fail_message": "could not publish the index manifest"},
              in_plan=True),
     DemoTask("high-signal-governance-stability-sentinel-proc-1", "Stability sentinel, run 1", "high-signal-governance",
-             "shorekeeper", "shorekeeper", "nt-9120", "nr-9120-1", False, "sentinel probe failed",
+             "shorekeeper", "shorekeeper",
              params={"fail_phase": "execute", "fail_on_attempts": [2, 3], "fail_message": "sentinel threshold breached"}),
 ]
 
-HOLD_REASON = "Held for an operator: the old runtime's failure needs a reviewed rerun (seed 000)."
+
+def history_entries() -> list[dict]:
+    """The old runtime's attempts as the operator preserved them."""
+    return json.loads(HISTORY_FILE.read_text())["entries"]
+
 
 USERS = [("operator", OPERATOR), ("viewer", VIEWER)]
 
@@ -122,17 +126,17 @@ def _plan(report: DemoReport) -> Plan:
     return planning_services.plan_create(name=PLAN_NAME, project="policy-protocol", actor=ACTOR)
 
 
-def _report_old_run(spec: DemoTask, attempt: Attempt | None, status: str, message: str = "",
-                    native_run_id: str | None = None, created_at: dt.datetime | None = None) -> NativeRun:
+def _report_old_run(entry: dict, status: str, message: str = "") -> NativeRun:
     run, _ = services.native_run_report(
         report=services.RunReport(
             executor=LEGACY_EXECUTOR,
-            native_task_id=spec.native_task_id,
-            native_run_id=native_run_id or spec.native_run_id,
-            task=spec.slug,
+            native_task_id=entry["nativeTaskId"],
+            native_run_id=entry["nativeRunId"],
+            task=entry["planningTaskId"],
             status=status,
-            attempt_id=attempt.id if attempt is not None else None,
-            created_at=created_at or timezone.now(),
+            # The newer runtime stamped the attempt id; the oldest did not.
+            attempt_id=entry["attemptId"],
+            created_at=timezone.now(),
             phase="execute",
             message=message,
         ),
@@ -142,27 +146,25 @@ def _report_old_run(spec: DemoTask, attempt: Attempt | None, status: str, messag
 
 
 def _task(spec: DemoTask, plan: Plan, report: DemoReport) -> None:
-    if not PlanningTask.objects.filter(slug=spec.slug).exists():
-        planning_services.task_create(
-            slug=spec.slug, title=spec.title, project=spec.project, procedure=spec.procedure,
-            plan=plan.id if spec.in_plan else None, params=spec.params, assignee=spec.assignee, actor=ACTOR,
-        )
-        report.created.append(f"task {spec.slug}")
-    else:
+    if PlanningTask.objects.filter(slug=spec.slug).exists():
         report.existing.append(f"task {spec.slug}")
-    task = PlanningTask.objects.get(slug=spec.slug)
-    if task.attempt_count:
         return
-    # The failed first attempt, as the old runtime reported it.
-    attempt = services.task_launch(slug=spec.slug, actor=ACTOR).attempt
-    stamp = attempt if spec.stamped else None
-    _report_old_run(spec, stamp, NativeRun.Status.RUNNING)
-    _report_old_run(spec, stamp, NativeRun.Status.FAILED, message=spec.failure)
-    # Held for an operator: reconciliation would otherwise retry a failed task
-    # within seconds, and the point of the demo is the operator's fresh rerun.
-    # The attempt stays failed with its diagnostics; rerun is allowed from here.
-    services.task_cancel(slug=spec.slug, actor=ACTOR, reason=HOLD_REASON)
-    report.created.append(f"failed attempt #1 of {spec.slug} ({spec.native_run_id}), held for a rerun")
+    planning_services.task_create(
+        slug=spec.slug, title=spec.title, project=spec.project, procedure=spec.procedure,
+        plan=plan.id if spec.in_plan else None, params=spec.params, assignee=spec.assignee, actor=ACTOR,
+    )
+    report.created.append(f"task {spec.slug}")
+
+
+def _history(report: DemoReport) -> None:
+    # Importing the same file again changes nothing, so this is safe to repeat.
+    result = retry_history_import(data=HISTORY_FILE.read_bytes(), actor=ACTOR)
+    for attempt in result.imported:
+        report.created.append(
+            f"imported failed attempt #{attempt.number} of {attempt.task} (retired {', '.join(attempt.retired)})"
+        )
+    if result.skipped:
+        report.existing.append(f"{len(result.skipped)} imported attempts")
 
 
 def _users(report: DemoReport) -> None:
@@ -197,21 +199,18 @@ def demo_load() -> DemoReport:
         _users(report)
     for spec in TASKS:
         _task(spec, plan, report)
+    _history(report)
     return report
 
 
 def demo_stale_report() -> int:
-    """The old runtime is still alive: it keeps reporting a relaunch of the
-    old failed native task under the old attempt (or, for the oldest runs,
-    with no attempt id). Mission Control refuses it every time, so it shows
+    """The old runtime is still alive: it keeps reporting its old failed run,
+    under the old attempt id or (the oldest runs) with none. Its ids were
+    retired by the import, so Mission Control refuses it every time; it shows
     as rejected on the native runs page, its last-seen time moving."""
     sent = 0
-    for spec in TASKS:
-        old = NativeRun.objects.filter(executor=LEGACY_EXECUTOR, native_run_id=spec.native_run_id).first()
-        if old is None:
-            continue
-        attempt = Attempt.objects.filter(id=old.attempt_id).first() if spec.stamped and old.attempt_id else None
-        _report_old_run(spec, attempt, NativeRun.Status.RUNNING, message="relinking to the old task",
-                        native_run_id=f"{spec.native_run_id}-relink")
-        sent += 1
+    for entry in history_entries():
+        if PlanningTask.objects.filter(slug=entry["planningTaskId"]).exists():
+            _report_old_run(entry, NativeRun.Status.RUNNING, message="relinking to the old task")
+            sent += 1
     return sent

@@ -11,7 +11,7 @@ from django.core.management import call_command
 
 from planning.models import Agent, Event, Plan, PlanningTask, Procedure, Project
 from retries import services
-from retries.executors.demo import LEGACY_EXECUTOR, TASKS, demo_stale_report
+from retries.executors.demo import LEGACY_EXECUTOR, TASKS, demo_stale_report, history_entries
 from retries.models import Attempt, NativeRun
 
 pytestmark = pytest.mark.django_db
@@ -43,19 +43,21 @@ def test_demo_loads_the_seed_000_situation():
     for slug in ("aemeath", "shorekeeper"):
         procedure = Procedure.objects.get(slug=slug)
         assert procedure.phases == ["preflight", "execute", "finalize"] and procedure.executor == "local"
+    entries = {e["planningTaskId"]: e for e in history_entries()}
     for spec in TASKS:
         task = PlanningTask.objects.get(slug=spec.slug)
         [attempt] = Attempt.objects.filter(task=task)
-        # Held for the operator's rerun: the failed attempt keeps its diagnostics.
-        assert task.status == "cancelled" and attempt.status == "failed"
-        assert attempt.failure_kind == "executor_failed" and attempt.failure_message == spec.failure
+        entry = entries[spec.slug]
+        # The preserved history, imported: failed, superseded, never current.
+        assert task.status == "failed" and attempt.status == "failed"
+        assert attempt.imported and attempt.superseded_at is not None and attempt.number == 1
+        assert attempt.native_task_id == entry["nativeTaskId"] and attempt.native_run_id == entry["nativeRunId"]
         assert attempt.requested_assignee.name == spec.assignee  # frozen, not the project owner
-        run = NativeRun.objects.get(executor=LEGACY_EXECUTOR, native_run_id=spec.native_run_id)
-        assert run.binding == "bound" and run.attempt_id == attempt.id and run.status == "failed"
-        assert run.claimed_attempt_id == (attempt.id if spec.stamped else None)
+        if entry["attemptId"]:
+            assert str(attempt.id) == entry["attemptId"]
     assert Project.objects.get(slug="policy-protocol").owner.name == "thorny-hornet"
     assert "operator/operator" in output and "admin/admin" in output
-    # Reconciliation leaves held tasks alone until an operator reruns them.
+    # Reconciliation leaves the tasks alone until an operator reruns them.
     from retries.reconcile import reconcile_pass
 
     assert reconcile_pass().retried == 0
@@ -83,16 +85,18 @@ def test_demo_twice_duplicates_nothing():
 def test_the_old_runtime_keeps_reporting_and_is_refused_before_and_after_a_rerun():
     run_demo()
     assert demo_stale_report() == len(TASKS)
-    relinks = NativeRun.objects.filter(native_run_id__endswith="-relink")
-    assert relinks.count() == len(TASKS)
-    assert set(relinks.values_list("binding", flat=True)) == {"rejected"}
+    stale = NativeRun.objects.filter(executor=LEGACY_EXECUTOR)
+    assert stale.count() == len(TASKS)
+    assert set(stale.values_list("binding", flat=True)) == {"rejected"}
+    # Stamped with the old attempt id: superseded; without one: its ids are retired.
+    assert set(stale.values_list("binding_reason", flat=True)) == {"superseded", "retired_native_id"}
 
     for slug in SLUGS:
         services.task_rerun(slug=slug, actor="operator", reason="fresh attempt after the runtime fix")
     demo_stale_report()
     demo_stale_report()
 
-    assert NativeRun.objects.filter(native_run_id__endswith="-relink").count() == len(TASKS)
+    assert NativeRun.objects.filter(executor=LEGACY_EXECUTOR).count() == len(TASKS)
     for spec in TASKS:
         task = PlanningTask.objects.get(slug=spec.slug)
         fresh = Attempt.objects.get(task=task, superseded_at__isnull=True)
@@ -100,4 +104,5 @@ def test_the_old_runtime_keeps_reporting_and_is_refused_before_and_after_a_rerun
         assert fresh.requested_assignee.name == spec.assignee
         assert task.status == "launch_requested"
         assert not NativeRun.objects.filter(attempt=fresh).exists()
-    assert Event.objects.filter(type="native_run.rejected", data__native_run_id__endswith="-relink").count() == len(TASKS)
+    assert not NativeRun.objects.filter(executor=LEGACY_EXECUTOR, binding="bound").exists()
+    assert Event.objects.filter(type="native_run.rejected", data__executor=LEGACY_EXECUTOR).count() == len(TASKS)

@@ -6,7 +6,7 @@ from retries.executors.demo import TASKS, demo_load
 class Command(BaseCommand):
     help = (
         "Load the demo (seed 000): agents, projects, the aemeath and shorekeeper procedures on the local "
-        "executor, four tasks with a failed attempt each from the old runtime, and demo users. Idempotent."
+        "executor, four tasks whose failed attempt from the old runtime comes from the shipped retry history, and demo users. Idempotent."
     )
 
     def handle(self, *args, **options):
