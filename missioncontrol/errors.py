@@ -5,7 +5,7 @@ from __future__ import annotations
 
 
 class ServiceError(Exception):
-    status = 409
+    default_http_status = 409
 
     def __init__(
         self,
@@ -18,9 +18,13 @@ class ServiceError(Exception):
         super().__init__(detail)
         self.code = code
         self.detail = detail
-        if status is not None:
-            self.status = status
+        self.http_status = status if status is not None else self.default_http_status
         self.errors = errors
+
+    @property
+    def status(self) -> int:
+        """The HTTP status an interface answers with (not a domain status)."""
+        return self.http_status
 
     def as_dict(self) -> dict:
         body: dict = {"detail": self.detail, "code": self.code}
