@@ -92,6 +92,9 @@ TEMPLATES = [
 ]
 
 _sqlite_path = VAR_DIR / "missioncontrol.sqlite3"
+if not os.environ.get("DATABASE_URL") or not os.environ.get("CELERY_BROKER_URL"):
+    # The embedded default keeps its SQLite files here; a fresh checkout has no var/ yet.
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES = {
     "default": dj_database_url.config(
         default=f"sqlite:///{_sqlite_path}",
