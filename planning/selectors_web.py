@@ -8,7 +8,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from retries.models import Attempt, NativeRun
 
@@ -163,6 +164,14 @@ class TaskDetail:
     unbound: list[NativeRun] = field(default_factory=list)
     event_count: int = 0
     version: int = 0
+    # The page renders a window of the newest attempts; these say what lies
+    # outside it so links to an older attempt can lead to the whole timeline.
+    attempt_total: int = 0
+    oldest_shown: int = 0
+    older_count: int = 0
+
+    def shows(self, number: int) -> bool:
+        return number >= self.oldest_shown
 
 
 def _phase_chips(attempt: Attempt, phases: list[str]) -> list[PhaseChip]:
@@ -193,31 +202,65 @@ def default_rerun_assignee(task: PlanningTask, current: Attempt | None) -> Agent
     return task.assignee or task.project.owner
 
 
-def task_detail(slug: str) -> TaskDetail | None:
+def task_detail(slug: str, *, attempts_limit: int | None = None) -> TaskDetail | None:
     """Everything the task page shows: task, attempts with phases, native runs
-    grouped where they tried to bind, and the ledger's size. Six queries."""
+    grouped where they tried to bind, and the ledger's size. Six queries.
+
+    ``attempts_limit`` keeps only the newest attempts (and the native runs
+    that belong to them), so a task retried hundreds of times costs what a
+    task retried a few times does."""
     task = (
         PlanningTask.objects.select_related("project__owner", "procedure", "plan", "assignee")
-        .annotate(event_count=Count("events"), version=Max("events__id"))
+        .annotate(
+            event_count=Count("events"),
+            version=Max("events__id"),
+            # A scalar subquery, not a second Count over a join, which would
+            # multiply rows with the events join.
+            attempt_total=Coalesce(
+                Subquery(
+                    Attempt.objects.filter(task_id=OuterRef("pk"))
+                    .order_by()
+                    .values("task_id")
+                    .annotate(n=Count("id"))
+                    .values("n")
+                ),
+                0,
+            ),
+        )
         .filter(slug=slug)
         .first()
     )
     if task is None:
         return None
-    attempts = list(attempts_for_task(task))
+    timeline = attempts_for_task(task)
+    attempts = list(timeline if attempts_limit is None else timeline[:attempts_limit])
+    older_count = max(task.attempt_total - len(attempts), 0)
     current = next((a for a in attempts if a.superseded_at is None), None)
-    by_number = {a.id: a.number for a in attempts}
+    shown_ids = {a.id for a in attempts}
     phases = list(task.procedure.phases)
     bound: dict[uuid.UUID, list[NativeRun]] = {}
     rejected: dict[uuid.UUID, list[NativeRun]] = {}
     legacy_rejected: list[NativeRun] = []
     unbound: list[NativeRun] = []
-    for run in NativeRun.objects.filter(task_id=task.id).order_by("first_seen_at", "id"):
-        if run.binding == NativeRun.Binding.BOUND and run.attempt_id:
+    B = NativeRun.Binding
+    runs = NativeRun.objects.filter(task_id=task.id)
+    if older_count:
+        # Runs of attempts outside the window are not shown, so not read;
+        # runs that name no attempt of this task are shown whatever the window.
+        claims_this_task = Exists(Attempt.objects.filter(task_id=task.id, id=OuterRef("claimed_attempt_id")))
+        runs = runs.filter(
+            Q(binding=B.BOUND, attempt_id__in=shown_ids)
+            | Q(binding=B.BOUND, attempt_id__isnull=True)
+            | Q(binding=B.REJECTED, claimed_attempt_id__in=shown_ids)
+            | (Q(binding=B.REJECTED) & ~Q(claims_this_task))
+            | ~Q(binding__in=(B.BOUND, B.REJECTED))
+        )
+    for run in runs.order_by("first_seen_at", "id"):
+        if run.binding == B.BOUND and run.attempt_id:
             bound.setdefault(run.attempt_id, []).append(run)
-        elif run.binding == NativeRun.Binding.REJECTED and run.claimed_attempt_id in by_number:
+        elif run.binding == B.REJECTED and run.claimed_attempt_id in shown_ids:
             rejected.setdefault(run.claimed_attempt_id, []).append(run)
-        elif run.binding == NativeRun.Binding.REJECTED:
+        elif run.binding == B.REJECTED:
             legacy_rejected.append(run)
         else:
             unbound.append(run)
@@ -243,6 +286,9 @@ def task_detail(slug: str) -> TaskDetail | None:
         unbound=unbound,
         event_count=task.event_count,
         version=task.version or 0,
+        attempt_total=task.attempt_total,
+        oldest_shown=attempts[-1].number if attempts else 0,
+        older_count=older_count,
     )
 
 
@@ -256,8 +302,10 @@ def task_version(slug: str) -> int | None:
 
 
 def task_events(task: PlanningTask) -> list[Event]:
-    """The task's ledger, oldest first: one query."""
-    return list(Event.objects.filter(task_id=task.id).order_by("id"))
+    """The task's ledger, oldest first, each event with the number of the
+    attempt it names (``attempt_number``, None for an unknown id): one query."""
+    number = Attempt.objects.filter(task_id=task.id, id=OuterRef("attempt_id")).values("number")[:1]
+    return list(Event.objects.filter(task_id=task.id).annotate(attempt_number=Subquery(number)).order_by("id"))
 
 
 def active_agents() -> list[Agent]:
@@ -291,12 +339,23 @@ def native_run_executors() -> list[str]:
     return list(NativeRun.objects.order_by("executor").values_list("executor", flat=True).distinct())
 
 
-def attach_claimed_attempts(runs: list[NativeRun]) -> list[NativeRun]:
-    """Name the attempt each run claimed (number and task) in one query."""
+def attach_claimed_attempts(runs: list[NativeRun], *, attempts_window: int | None = None) -> list[NativeRun]:
+    """Name the attempt each run claimed (number and task) in one query, and
+    whether the task page shows it only with its whole timeline
+    (``beyond_window``: more than ``attempts_window`` newer attempts)."""
     ids = {r.claimed_attempt_id for r in runs if r.claimed_attempt_id}
+    newer = (
+        Attempt.objects.filter(task_id=OuterRef("task_id"), number__gt=OuterRef("number"))
+        .order_by()
+        .values("task_id")
+        .annotate(n=Count("id"))
+        .values("n")
+    )
     claimed = {
-        row["id"]: row
-        for row in Attempt.objects.filter(id__in=ids).values("id", "number", "task__slug", "superseded_at")
+        row["id"]: {**row, "beyond_window": attempts_window is not None and (row["newer"] or 0) >= attempts_window}
+        for row in Attempt.objects.filter(id__in=ids)
+        .annotate(newer=Subquery(newer))
+        .values("id", "number", "task__slug", "superseded_at", "newer")
     } if ids else {}
     for run in runs:
         run.claimed = claimed.get(run.claimed_attempt_id)

@@ -32,6 +32,10 @@ from .forms import BoardFilterForm, CancelForm, LaunchForm, NativeRunFilterForm,
 BOARD_PAGE_SIZE = 50
 PLANS_PAGE_SIZE = 20
 RUNS_PAGE_SIZE = 50
+# The task page renders this many of the newest attempts; ``?attempts=all``
+# renders the whole timeline. A task retried hundreds of times then costs
+# what one retried a few times does.
+DETAIL_ATTEMPTS = 20
 # A polling fragment sends the version it shows; an unchanged version gets an
 # empty 204, which htmx does not swap: selection, focus and scroll stay put.
 SINCE_HEADER = "X-MC-Since"
@@ -119,8 +123,12 @@ def board(request: HttpRequest) -> HttpResponse:
 # --- Task detail and its actions ---------------------------------------------------
 
 
-def _detail_or_404(slug: str) -> sel.TaskDetail:
-    detail = sel.task_detail(slug)
+def _attempts_limit(request: HttpRequest) -> int | None:
+    return None if request.GET.get("attempts") == "all" else DETAIL_ATTEMPTS
+
+
+def _detail_or_404(request: HttpRequest, slug: str) -> sel.TaskDetail:
+    detail = sel.task_detail(slug, attempts_limit=_attempts_limit(request))
     if detail is None:
         raise Http404(f"No task named {slug!r}.")
     return detail
@@ -161,7 +169,7 @@ def _detail_context(request: HttpRequest, detail: sel.TaskDetail, *, bound: dict
         "task": detail.task,
         "tab": tab,
         "version": detail.version,
-        "attempt_numbers": {a.id: a.number for a in detail.attempts},
+        "all_attempts": _attempts_limit(request) is None,
     }
     if tab == "ledger":
         context["events"] = sel.task_events(detail.task)
@@ -179,7 +187,7 @@ def task_detail(request: HttpRequest, slug: str) -> HttpResponse:
             raise Http404(f"No task named {slug!r}.")
         if _unchanged(request, version):
             return HttpResponse(status=204)
-    detail = _detail_or_404(slug)
+    detail = _detail_or_404(request, slug)
     return _render(
         request,
         "planning/task_detail.html",
@@ -192,7 +200,7 @@ def _action_done(request: HttpRequest, slug: str, message: str) -> HttpResponse:
     if not request.htmx:
         messages.success(request, message)
         return redirect("task_detail", slug=slug)
-    detail = _detail_or_404(slug)
+    detail = _detail_or_404(request, slug)
     context = {**_detail_context(request, detail), "action_message": message, "action_ok": True}
     response = render(request, "planning/task_detail.html#actions", context)
     # The timeline and summary listen for this and reload themselves.
@@ -213,7 +221,7 @@ def _action_refused(request: HttpRequest, slug: str, name: str, form, error: Ser
                 form.add_error(field if field in form.fields else None, msg)
         if not error.errors:
             message = error.detail
-    detail = _detail_or_404(slug)
+    detail = _detail_or_404(request, slug)
     context = _detail_context(request, detail, bound={name: form})
     # The refusal goes next to the form that was sent; when the task has
     # moved on and that form no longer applies, at the top of the actions.
@@ -234,7 +242,7 @@ def _attempt_message(verb: str, result: retry_services.AttemptResult) -> str:
 @require_POST
 @role_required(OPERATOR)
 def task_rerun(request: HttpRequest, slug: str) -> HttpResponse:
-    detail = _detail_or_404(slug)
+    detail = _detail_or_404(request, slug)
     task = detail.task
     form = RerunForm(
         request.POST,
@@ -265,7 +273,7 @@ def task_rerun(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 @role_required(OPERATOR)
 def task_repair(request: HttpRequest, slug: str) -> HttpResponse:
-    detail = _detail_or_404(slug)
+    detail = _detail_or_404(request, slug)
     form = RepairForm(
         request.POST, prefix="repair", agents=sel.active_agents(), default_assignee=detail.default_assignee
     )
@@ -287,7 +295,7 @@ def task_repair(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 @role_required(OPERATOR)
 def task_cancel(request: HttpRequest, slug: str) -> HttpResponse:
-    _detail_or_404(slug)
+    _detail_or_404(request, slug)
     form = CancelForm(request.POST, prefix="cancel")
     if not form.is_valid():
         return _action_refused(request, slug, "cancel", form, None)
@@ -301,7 +309,7 @@ def task_cancel(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 @role_required(OPERATOR)
 def task_launch(request: HttpRequest, slug: str) -> HttpResponse:
-    _detail_or_404(slug)
+    _detail_or_404(request, slug)
     form = LaunchForm(request.POST, prefix="launch")
     if not form.is_valid():
         return _action_refused(request, slug, "launch", form, None)
@@ -353,6 +361,6 @@ def plan_resume(request: HttpRequest, plan_id: uuid.UUID) -> HttpResponse:
 def native_runs(request: HttpRequest) -> HttpResponse:
     form = NativeRunFilterForm(request.GET, executors=sel.native_run_executors())
     page = Paginator(sel.native_runs_for_triage(**form.values()), RUNS_PAGE_SIZE).get_page(request.GET.get("page"))
-    page.object_list = sel.attach_claimed_attempts(list(page.object_list))
+    page.object_list = sel.attach_claimed_attempts(list(page.object_list), attempts_window=DETAIL_ATTEMPTS)
     context = {**_base_context(request, "runs"), "form": form, "page": page, "runs": page.object_list}
     return _render(request, "planning/native_runs.html", {"runs-live": "live"}, context)

@@ -103,3 +103,19 @@ def test_native_runs(viewer_client, django_assert_num_queries):
     grow(15, "b")
     with django_assert_num_queries(AUTH + 4):
         assert viewer_client.get(reverse("native_runs")).status_code == 200
+
+
+@pytest.mark.parametrize("params", [{}, {"attempts": "all"}, {"tab": "ledger"}])
+def test_task_detail_beyond_the_attempt_window(operator_client, django_assert_num_queries, monkeypatch, params):
+    from planning.web import views
+
+    monkeypatch.setattr(views, "DETAIL_ATTEMPTS", 3)
+    expected = AUTH + (6 if params.get("tab") == "ledger" else 5)
+    small = failed_task()
+    big = rich_history(failed_task(), 6)
+    for task in (small, big):
+        with django_assert_num_queries(expected):
+            response = operator_client.get(reverse("task_detail", args=[task.slug]), params)
+        assert response.status_code == 200
+    shown = 7 if params.get("attempts") == "all" else 3
+    assert [a.number for a in response.context["d"].attempts] == list(range(7, 7 - shown, -1))

@@ -13,7 +13,7 @@ from retries.models import Attempt
 from tests.factories import AgentFactory, TaskFactory
 from tests.steps import ago, current, fail_current, report
 from tests.web.conftest import hx
-from tests.web.scenes import phase_failed_task, rerun
+from tests.web.scenes import phase_failed_task, rerun, rich_history
 
 pytestmark = pytest.mark.django_db
 
@@ -181,3 +181,80 @@ def test_polling_answers_204_until_the_task_changes(viewer_client):
     assert changed.status_code == 200 and 'id="attempt-2"' in changed.content.decode()
     assert current(task).number == 2
     assert Attempt.objects.filter(task=task).count() == 2
+
+
+# --- A long timeline: the newest attempts, older ones on request -------------------
+
+
+@pytest.fixture
+def window(monkeypatch):
+    """A window of 3 attempts, so that a long timeline takes a few reruns."""
+    from planning.web import views
+
+    monkeypatch.setattr(views, "DETAIL_ATTEMPTS", 3)
+    return 3
+
+
+def shown_numbers(html: str) -> list[int]:
+    return [int(n) for n in re.findall(r'<article class="attempt[^"]*" id="attempt-(\d+)"', html)]
+
+
+def test_a_long_timeline_shows_the_newest_attempts_and_a_link_to_the_older_ones(viewer_client, window):
+    task = rich_history(TaskFactory(), 5)  # attempts 1..6
+    response = detail(viewer_client, task)
+    html = response.content.decode()
+
+    assert shown_numbers(html) == [6, 5, 4]
+    link = re.search(r'<a [^>]*data-role="older-attempts"[^>]*>([^<]*)</a>', html, re.S)
+    assert link, "no link to the older attempts"
+    assert "Show 3 older attempts" in link.group(1)
+    # Works without JavaScript (href) and with htmx (swaps the live part).
+    assert f'href="{reverse("task_detail", args=[task.slug])}?tab=attempts&amp;attempts=all#attempt-3"' in link.group(0)
+    assert 'hx-get="' in link.group(0) and "attempts=all" in link.group(0)
+    assert 'Attempts <span class="n">6</span>' in html  # the tab counts every attempt
+    # Runs of attempts outside the window are not read; those inside are.
+    assert "stale-" + task.slug + "-4" in attempt_block(html, 5)
+    assert f"stale-{task.slug}-0" not in html and f"nr-{task.slug}-0" not in html
+
+
+def test_attempts_all_shows_the_whole_timeline_and_keeps_polling_it(viewer_client, window):
+    task = rich_history(TaskFactory(), 5)
+    html = detail(viewer_client, task, attempts="all").content.decode()
+
+    assert shown_numbers(html) == [6, 5, 4, 3, 2, 1]
+    assert 'data-role="older-attempts"' not in html
+    assert f"stale-{task.slug}-0" in attempt_block(html, 1)  # the rejected run where it tried to bind
+    assert 'href="#attempt-2">superseded by #2<' in attempt_block(html, 1)
+    poller = re.search(r'<div class="poller"[^>]*>', html).group(0)
+    assert "attempts=all" in poller
+    assert "attempts=all" not in re.search(r'<div class="poller"[^>]*>', detail(viewer_client, task).content.decode()).group(0)
+
+
+def test_a_short_timeline_has_no_older_link(viewer_client, window):
+    task = rich_history(TaskFactory(), 2)  # exactly the window
+    html = detail(viewer_client, task).content.decode()
+    assert shown_numbers(html) == [3, 2, 1]
+    assert 'data-role="older-attempts"' not in html
+
+
+def test_ledger_links_to_an_attempt_outside_the_window_open_the_whole_timeline(viewer_client, window):
+    task = rich_history(TaskFactory(), 5)
+    url = reverse("task_detail", args=[task.slug])
+    html = detail(viewer_client, task, tab="ledger").content.decode()
+
+    assert f'href="{url}?tab=attempts&amp;attempts=all#attempt-1">#1<' in html
+    assert f'href="{url}?tab=attempts#attempt-6">#6<' in html
+    assert f'href="{url}?tab=attempts#attempt-4">#4<' in html
+    assert f'href="{url}?tab=attempts&amp;attempts=all#attempt-3">#3<' in html
+
+
+def test_native_run_triage_links_an_old_claimed_attempt_to_the_whole_timeline(viewer_client, window):
+    task = rich_history(TaskFactory(), 5)
+    url = reverse("task_detail", args=[task.slug])
+    html = viewer_client.get(reverse("native_runs")).content.decode()
+
+    # stale-…-n claimed attempt n+1; attempts 4..6 are in the window.
+    assert f'href="{url}?tab=attempts&amp;attempts=all#attempt-1">#1<' in html
+    assert f'href="{url}?tab=attempts&amp;attempts=all#attempt-3">#3<' in html
+    assert f'href="{url}#attempt-4">#4<' in html
+    assert f'href="{url}#attempt-5">#5<' in html
