@@ -25,7 +25,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from missioncontrol.errors import ServiceError, invalid, not_found
-from planning.ledger import ATTEMPT_STATUS_EVENTS, TASK_STATUS_EVENTS, ledger_append
+from planning.ledger import ATTEMPT_STATUS_EVENTS, TASK_STATUS_EVENTS, ledger_append, ledger_batch
 from planning.models import Agent, Event, PlanningTask
 from planning.services import agent_get, plan_refresh, task_clear_inconsistency_fields, task_status_set
 
@@ -227,9 +227,15 @@ def idempotency_keys_expire(*, now: dt.datetime | None = None) -> int:
 # --- Attempts: launch, rerun, retry, repair, cancel ---------------------------------
 
 
-def _retire_native_ids(task: PlanningTask, attempts: list[Attempt], now: dt.datetime) -> list[str]:
+def _retire_native_ids(
+    task: PlanningTask, attempts: list[Attempt], now: dt.datetime, *, trust_links: bool = False
+) -> list[str]:
     """Retire every native id linked to these attempts, including those of
-    native runs bound to them: none of them may ever bind again (rule 2)."""
+    native runs bound to them: none of them may ever bind again (rule 2).
+    With ``trust_links`` an attempt without native ids is taken to have no
+    bound run (``_bind`` is the only writer of a run's attempt and sets the
+    attempt's ids in the same transaction), which saves a query per rerun;
+    a repair, meant for damaged rows, does not trust them."""
     pairs: dict[tuple[str, str], Attempt] = {}
     by_id = {a.id: a for a in attempts}
     for attempt in attempts:
@@ -237,9 +243,12 @@ def _retire_native_ids(task: PlanningTask, attempts: list[Attempt], now: dt.date
             pairs.setdefault((RetiredNativeId.Kind.TASK, attempt.native_task_id), attempt)
         if attempt.native_run_id:
             pairs.setdefault((RetiredNativeId.Kind.RUN, attempt.native_run_id), attempt)
-    for attempt_id, native_task_id, native_run_id in NativeRun.objects.filter(
-        attempt_id__in=list(by_id)
-    ).values_list("attempt_id", "native_task_id", "native_run_id"):
+    bound_runs = (
+        NativeRun.objects.filter(attempt_id__in=list(by_id)).values_list("attempt_id", "native_task_id", "native_run_id")
+        if by_id and (pairs or not trust_links)
+        else []
+    )
+    for attempt_id, native_task_id, native_run_id in bound_runs:
         pairs.setdefault((RetiredNativeId.Kind.TASK, native_task_id), by_id[attempt_id])
         pairs.setdefault((RetiredNativeId.Kind.RUN, native_run_id), by_id[attempt_id])
     if not pairs:
@@ -316,15 +325,21 @@ def _start_attempt(
     previous = _lock_current_attempt(task)
     new_id = uuid.uuid4()
     number = task.attempt_count + 1
+    previous_fields: list[str] = []
     if previous is not None:
         if not previous.is_terminal:
             # An active attempt being replaced is cancelled, and its executor told so.
-            fields = _attempt_status_set(
+            previous_fields = _attempt_status_set(
                 previous, AS.CANCELLED, actor=actor, now=now, data={"reason": "superseded"}
             )
-            fields += _set_failure(previous, kind="superseded", phase=None, message=f"Superseded by attempt #{number}.")
-            previous.save(update_fields=fields)
+            previous_fields += _set_failure(
+                previous, kind="superseded", phase=None, message=f"Superseded by attempt #{number}."
+            )
             dispatch.cancel_after_commit(attempt_id=previous.id, executor=task.procedure.executor)
+    if retire_all and previous_fields:
+        # The repair below re-reads every attempt row: the cancel must be in it.
+        previous.save(update_fields=previous_fields)
+        previous_fields = []
     if retire_all:
         to_retire = list(Attempt.objects.select_for_update(of=("self",)).filter(task_id=task.id))
         _restore_attempts_from_ledger(task, to_retire, actor=actor, now=now)
@@ -332,13 +347,43 @@ def _start_attempt(
         number = max([a.number for a in to_retire], default=0) + 1
     else:
         to_retire = [previous] if previous is not None else []
-    retired = _retire_native_ids(task, to_retire, now)
+    retired = _retire_native_ids(task, to_retire, now, trust_links=not retire_all)
+    # The facts of this transition go to the ledger in one INSERT, in order.
+    with ledger_batch():
+        attempt, fields = _start_attempt_rows(
+            task, previous, previous_fields, new_id=new_id, number=number, kind=kind, actor=actor, reason=reason,
+            explicit_assignee=explicit_assignee, resume_phase=resume_phase, now=now, retire_all=retire_all,
+            to_retire=to_retire, retired=retired, event_data=event_data,
+        )
+    _save_task(task, fields, actor)
+    dispatch.launch_after_commit(attempt_id=attempt.id, executor=task.procedure.executor)
+    return attempt
+
+
+def _start_attempt_rows(
+    task: PlanningTask,
+    previous: Attempt | None,
+    previous_fields: list[str],
+    *,
+    new_id: uuid.UUID,
+    number: int,
+    kind: str,
+    actor: str,
+    reason: str,
+    explicit_assignee: Agent | None,
+    resume_phase: str | None,
+    now: dt.datetime,
+    retire_all: bool,
+    to_retire: list[Attempt],
+    retired: list[str],
+    event_data: dict | None,
+) -> tuple[Attempt, list[str]]:
     if previous is not None:
         # The new attempt's id is assigned before it exists; the foreign key is
         # checked at commit (deferred), when both rows are in place.
         previous.superseded_at = now
         previous.superseded_by_id = new_id
-        previous.save(update_fields=["superseded_at", "superseded_by"])
+        previous.save(update_fields=[*previous_fields, "superseded_at", "superseded_by"])
         ledger_append(
             type="attempt.superseded",
             actor=actor,
@@ -382,9 +427,7 @@ def _start_attempt(
     fields = ["attempt_count", *task_status_set(task, TS.LAUNCH_REQUESTED, actor=actor, data={"attempt": number})]
     if kind == Attempt.Kind.REPAIR:
         fields += task_clear_inconsistency_fields(task)
-    _save_task(task, fields, actor)
-    dispatch.launch_after_commit(attempt_id=attempt.id, executor=task.procedure.executor)
-    return attempt
+    return attempt, fields
 
 
 def _restore_attempts_from_ledger(task: PlanningTask, attempts: list[Attempt], *, actor: str, now: dt.datetime) -> None:
