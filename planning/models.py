@@ -134,6 +134,11 @@ class PlanningTask(models.Model):
             models.Index(fields=["project", "status"], name="task_project_status"),
             models.Index(fields=["plan", "status"], name="task_plan_status"),
             models.Index(fields=["-updated_at"], name="task_updated_desc"),
+            # The board's "needs attention" count reads the few flagged tasks
+            # through this instead of testing every task.
+            models.Index(
+                fields=["inconsistent_since"], condition=models.Q(inconsistent_since__isnull=False), name="task_inconsistent"
+            ),
         ]
 
     def __str__(self) -> str:

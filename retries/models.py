@@ -89,6 +89,13 @@ class Attempt(models.Model):
                 condition=Q(superseded_at__isnull=True),
                 name="attempt_current_status",
             ),
+            # The board's "needs attention" count: tasks whose current attempt
+            # stalled, without reading every current attempt.
+            models.Index(
+                fields=["task"],
+                condition=Q(superseded_at__isnull=True, failure_kind="stalled"),
+                name="attempt_current_stalled",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -185,3 +185,27 @@ def test_polling_answers_204_until_something_changes(operator_client):
     rerun(task)
     changed = operator_client.get(reverse("board"), **hx("board-live", HTTP_X_MC_SINCE=str(version)))
     assert changed.status_code == 200 and "launch requested" in changed.content.decode()
+
+
+def test_status_and_attention_together_count_and_page_the_flagged_tasks_of_that_status(operator_client, monkeypatch):
+    monkeypatch.setattr(views, "BOARD_PAGE_SIZE", 1)
+    for slug in ("i1", "i2"):
+        planning_services.task_mark_inconsistent(task_id=succeeded_task(slug=slug).id, problems=["drift"])
+    stalled = stalled_task(slug="st1")
+    # Both flags on one task: counted once.
+    planning_services.task_mark_inconsistent(task_id=stalled.id, problems=["drift"])
+    services.task_cancel(slug=stalled.slug, actor="tests", reason="stop")
+    succeeded_task(slug="s1"), failed_task(slug="f1")
+
+    counts = board(operator_client).context["counts"]
+    assert counts["attention"] == 4 and counts["total"] == 5
+
+    succeeded = board(operator_client, status="succeeded", attention="on")
+    assert succeeded.context["page"].paginator.count == 2
+    assert succeeded.context["page"].paginator.num_pages == 2
+    assert len(slugs(succeeded)) == 1
+    cancelled = board(operator_client, status="cancelled", attention="on")
+    assert cancelled.context["page"].paginator.count == 1 and slugs(cancelled) == ["st1"]
+    assert board(operator_client, status="failed", attention="on").context["page"].paginator.count == 1
+    assert board(operator_client, attention="on").context["page"].paginator.count == 4
+    assert board(operator_client, status="succeeded").context["page"].paginator.count == 3
