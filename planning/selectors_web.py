@@ -8,8 +8,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, Exists, Max, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Exists, F, Func, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Value, Window
 
 from retries.models import Attempt, NativeRun
 
@@ -245,6 +244,13 @@ def default_rerun_assignee(task: PlanningTask, current: Attempt | None) -> Agent
     return task.assignee or task.project.owner
 
 
+def _count_of(qs: QuerySet) -> Subquery:
+    """``(SELECT count(*) …)`` correlated to the outer row. Grouping the
+    subquery instead (``values().annotate(Count)``) made PostgreSQL
+    aggregate every attempt of every task first."""
+    return Subquery(qs.order_by().annotate(n=Func(F("id"), function="COUNT")).values("n"), output_field=IntegerField())
+
+
 def task_detail(slug: str, *, attempts_limit: int | None = None) -> TaskDetail | None:
     """Everything the task page shows: task, attempts with phases, native runs
     grouped where they tried to bind, and the ledger's size. Six queries.
@@ -257,27 +263,19 @@ def task_detail(slug: str, *, attempts_limit: int | None = None) -> TaskDetail |
         .annotate(
             event_count=Count("events"),
             version=Max("events__id"),
-            # A scalar subquery, not a second Count over a join, which would
-            # multiply rows with the events join.
-            attempt_total=Coalesce(
-                Subquery(
-                    Attempt.objects.filter(task_id=OuterRef("pk"))
-                    .order_by()
-                    .values("task_id")
-                    .annotate(n=Count("id"))
-                    .values("n")
-                ),
-                0,
-            ),
         )
         .filter(slug=slug)
         .first()
     )
     if task is None:
         return None
-    timeline = attempts_for_task(task)
+    # Counted in the attempts query (a window over the task's attempts, taken
+    # before the LIMIT): a subquery on the task query would run once per
+    # joined event row.
+    timeline = attempts_for_task(task).annotate(timeline_size=Window(Count("id")))
     attempts = list(timeline if attempts_limit is None else timeline[:attempts_limit])
-    older_count = max(task.attempt_total - len(attempts), 0)
+    attempt_total = attempts[0].timeline_size if attempts else 0
+    older_count = max(attempt_total - len(attempts), 0)
     current = next((a for a in attempts if a.superseded_at is None), None)
     shown_ids = {a.id for a in attempts}
     phases = list(task.procedure.phases)
@@ -329,7 +327,7 @@ def task_detail(slug: str, *, attempts_limit: int | None = None) -> TaskDetail |
         unbound=unbound,
         event_count=task.event_count,
         version=task.version or 0,
-        attempt_total=task.attempt_total,
+        attempt_total=attempt_total,
         oldest_shown=attempts[-1].number if attempts else 0,
         older_count=older_count,
     )
@@ -387,13 +385,7 @@ def attach_claimed_attempts(runs: list[NativeRun], *, attempts_window: int | Non
     whether the task page shows it only with its whole timeline
     (``beyond_window``: more than ``attempts_window`` newer attempts)."""
     ids = {r.claimed_attempt_id for r in runs if r.claimed_attempt_id}
-    newer = (
-        Attempt.objects.filter(task_id=OuterRef("task_id"), number__gt=OuterRef("number"))
-        .order_by()
-        .values("task_id")
-        .annotate(n=Count("id"))
-        .values("n")
-    )
+    newer = _count_of(Attempt.objects.filter(task_id=OuterRef("task_id"), number__gt=OuterRef("number")))
     claimed = {
         row["id"]: {**row, "beyond_window": attempts_window is not None and (row["newer"] or 0) >= attempts_window}
         for row in Attempt.objects.filter(id__in=ids)
