@@ -10,17 +10,19 @@ appends its ledger events and enqueues Celery work with ``on_commit``.
 from __future__ import annotations
 
 import contextvars
+import copy
 import datetime as dt
 import hashlib
 import json
 import uuid
+from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -912,13 +914,28 @@ def _is_retired(run: NativeRun) -> bool:
     ).exists()
 
 
-def _binding_decision(task: PlanningTask | None, current: Attempt | None, run: NativeRun) -> tuple[str, str | None]:
+@dataclass
+class _Known:
+    """What a batch reads once up front instead of once per report: claimed
+    attempts by id and the retired (kind, value) pairs among its native ids.
+    Neither changes during a batch (only reruns, retries and repairs do)."""
+
+    claimed: dict[uuid.UUID, dict]
+    retired: set[tuple[str, str]]
+
+
+def _binding_decision(
+    task: PlanningTask | None, current: Attempt | None, run: NativeRun, known: _Known | None = None
+) -> tuple[str, str | None]:
     """Rule 2. Returns (binding, reason)."""
     B = NativeRun.Binding
     if task is None:
         return B.REJECTED, "unknown_task"
     if run.claimed_attempt_id is not None:
-        claimed = Attempt.objects.filter(id=run.claimed_attempt_id).values("task_id", "superseded_at").first()
+        if known is None:
+            claimed = Attempt.objects.filter(id=run.claimed_attempt_id).values("task_id", "superseded_at").first()
+        else:
+            claimed = known.claimed.get(run.claimed_attempt_id)
         if claimed is None:
             return B.REJECTED, "unknown_attempt"
         if claimed["task_id"] != task.id:
@@ -927,7 +944,13 @@ def _binding_decision(task: PlanningTask | None, current: Attempt | None, run: N
             return B.REJECTED, "superseded"
     # A retired id is refused at once, even while no attempt is current
     # (e.g. a task with only imported history): it can never bind.
-    if _is_retired(run):
+    if known is None:
+        retired = _is_retired(run)
+    else:
+        retired = (RetiredNativeId.Kind.TASK, run.native_task_id) in known.retired or (
+            RetiredNativeId.Kind.RUN, run.native_run_id
+        ) in known.retired
+    if retired:
         return B.REJECTED, "retired_native_id"
     if run.claimed_attempt_id is None:
         if current is None:
@@ -941,9 +964,11 @@ def _binding_decision(task: PlanningTask | None, current: Attempt | None, run: N
     return B.BOUND, None
 
 
-def _bind(task: PlanningTask, current: Attempt, run: NativeRun, *, actor: str, now: dt.datetime) -> tuple[list[str], list[str]]:
+def _bind(
+    task: PlanningTask, current: Attempt, run: NativeRun, *, actor: str, now: dt.datetime, known: _Known | None = None
+) -> tuple[list[str], list[str]]:
     """Try to bind an unbound run. Returns (run fields, attempt fields) to save."""
-    binding, reason = _binding_decision(task, current, run)
+    binding, reason = _binding_decision(task, current, run, known)
     if binding == run.binding and reason == run.binding_reason:
         return [], []
     run.binding = binding
@@ -1011,6 +1036,30 @@ def _report_into_locked(
         )
         if not created:
             run = NativeRun.objects.select_for_update(of=("self",)).get(id=run.id)
+    run_fields, attempt_fields, task_fields = _apply_report(task, current, run, created, report, actor=actor, now=now)
+    if run_fields:
+        run.save(update_fields=list(dict.fromkeys(run_fields)))
+    if attempt_fields and current is not None:
+        current.save(update_fields=list(dict.fromkeys(attempt_fields)))
+        _save_task(task, task_fields, actor)
+    return run, created
+
+
+def _apply_report(
+    task: PlanningTask | None,
+    current: Attempt | None,
+    run: NativeRun,
+    created: bool,
+    report: RunReport,
+    *,
+    actor: str,
+    now: dt.datetime,
+    known: _Known | None = None,
+) -> tuple[list[str], list[str], list[str]]:
+    """The rules of one report on locked rows, in memory: changes the run,
+    the current attempt and the task, appends the ledger facts, and returns
+    the (run, attempt, task) fields to save. Single reports and batches both
+    go through here, so they decide alike."""
     run_fields: list[str] = []
     attempt_fields: list[str] = []
     if created:
@@ -1043,7 +1092,7 @@ def _report_into_locked(
                 data={"native_run_id": run.native_run_id, "task": report.task, "status": report.status},
                 at=now,
             )
-            return run, False
+            return [], [], []
         run.last_seen_at = now
         run_fields.append("last_seen_at")
         if report.status != run.status:
@@ -1056,8 +1105,7 @@ def _report_into_locked(
                     data={"native_run_id": run.native_run_id, "status": report.status, "current": run.status},
                     at=now,
                 )
-                run.save(update_fields=run_fields)
-                return run, False
+                return run_fields, [], []
             ledger_append(
                 type="native_run.reported",
                 actor=actor,
@@ -1075,11 +1123,11 @@ def _report_into_locked(
                 setattr(run, field, value)
                 run_fields.append(field)
     if run.binding == NativeRun.Binding.UNBOUND and task is not None:
-        more_run, more_attempt = _bind(task, current, run, actor=actor, now=now)
+        more_run, more_attempt = _bind(task, current, run, actor=actor, now=now, known=known)
         run_fields += more_run
         attempt_fields += more_attempt
     elif run.binding == NativeRun.Binding.UNBOUND and task is None:
-        more_run, _ = _bind(None, None, run, actor=actor, now=now)  # rejected: unknown task
+        more_run, _ = _bind(None, None, run, actor=actor, now=now, known=known)  # rejected: unknown task
         run_fields += more_run
     # Only a run bound to the task's current attempt moves anything; a run of
     # a superseded attempt is history (rule 2).
@@ -1087,12 +1135,10 @@ def _report_into_locked(
         current.last_heartbeat_at = now
         attempt_fields.append("last_heartbeat_at")
         attempt_fields += _apply_run_status(current, run, actor=actor, now=now)
-    if run_fields:
-        run.save(update_fields=list(dict.fromkeys(run_fields)))
+    task_fields: list[str] = []
     if attempt_fields and current is not None:
-        current.save(update_fields=list(dict.fromkeys(attempt_fields)))
-        _save_task(task, _project_task(task, current, attempt_fields, actor=actor), actor)
-    return run, created
+        task_fields = _project_task(task, current, attempt_fields, actor=actor)
+    return run_fields, attempt_fields, task_fields
 
 
 def _task_id_for(report: RunReport) -> int | None:
@@ -1113,36 +1159,146 @@ def native_run_report(*, report: RunReport, actor: str) -> tuple[NativeRun, bool
         return _report_into_locked(task, current, report, actor=actor, now=now)
 
 
-def native_run_report_batch(*, reports: list[RunReport], actor: str) -> list[tuple[NativeRun, bool]]:
-    """Apply many reports in one transaction, in the order given. Task rows
-    are locked up front in id order so concurrent batches never deadlock;
-    plan rows are refreshed once at the end."""
-    now = timezone.now()
-    ids = {r.task: _task_id_for(r) for r in reports}
-    with transaction.atomic(), deferred_plan_refresh():
-        tasks: dict[int, PlanningTask] = {}
-        currents: dict[int, Attempt | None] = {}
-        for task_id in sorted({i for i in ids.values() if i is not None}):
-            tasks[task_id] = _lock_task(task_id=task_id)
-        for task_id, task in tasks.items():
-            currents[task_id] = _lock_current_attempt(task)
-        # Native run rows are locked in a stable order too: grouped by task
-        # (keeping the given order within a task, where it decides which run
-        # binds first), and runs of unknown tasks by their unique key.
-        def lock_order(i: int) -> tuple:
-            task_id = ids[reports[i].task]
-            if task_id is None:
-                return (1, 0, reports[i].executor, reports[i].native_run_id, i)
-            return (0, task_id, "", "", i)
+class _RunKeyTaken(Exception):
+    """A concurrent transaction inserted one of the batch's new native runs."""
 
-        results: list = [None] * len(reports)
-        for i in sorted(range(len(reports)), key=lock_order):
-            report = reports[i]
-            task_id = ids[report.task]
+
+def native_run_report_batch(*, reports: list[RunReport], actor: str) -> list[tuple[NativeRun, bool]]:
+    """Apply many reports in one transaction, in the order given, with the
+    same rules as single reports and a fixed number of statements: every row
+    is read (and locked) once, the decisions are made in memory in report
+    order, and the writes are one statement per table. Locks are taken in the
+    stable order tasks by id -> current attempts -> native runs by
+    (executor, native_run_id), so concurrent batches never deadlock; plan rows
+    are refreshed once at the end."""
+    if not reports:
+        return []
+    now = timezone.now()
+    slugs = {r.task for r in reports if r.task}
+    ids = dict(PlanningTask.objects.filter(slug__in=slugs).values_list("slug", "id")) if slugs else {}
+    with transaction.atomic():
+        for _ in range(3):
+            try:
+                with transaction.atomic(), deferred_plan_refresh():
+                    return _report_batch_locked(reports, ids, actor=actor, now=now)
+            except _RunKeyTaken:
+                # That run is committed now: the next round finds and locks it.
+                continue
+        raise ServiceError("conflict", "Native runs of this batch kept being created concurrently; retry.", status=409)
+
+
+def _report_batch_locked(
+    reports: list[RunReport], ids: dict[str, int], *, actor: str, now: dt.datetime
+) -> list[tuple[NativeRun, bool]]:
+    task_ids = sorted(set(ids.values()))
+    tasks = {
+        t.id: t
+        for t in PlanningTask.objects.select_for_update(of=("self",)).filter(id__in=task_ids).order_by("id")
+    } if task_ids else {}
+    if len(tasks) != len(task_ids):
+        raise not_found("task", str(min(set(task_ids) - set(tasks))))
+    currents = {
+        a.task_id: a
+        for a in Attempt.objects.select_for_update(of=("self",))
+        .filter(task_id__in=task_ids, superseded_at__isnull=True)
+        .order_by("task_id")
+    } if task_ids else {}
+    run_ids_by_executor: dict[str, set[str]] = defaultdict(set)
+    for r in reports:
+        run_ids_by_executor[r.executor].add(r.native_run_id)
+    runs_q = Q()
+    for executor, run_ids in sorted(run_ids_by_executor.items()):
+        runs_q |= Q(executor=executor, native_run_id__in=sorted(run_ids))
+    runs = {
+        (run.executor, run.native_run_id): run
+        for run in NativeRun.objects.select_for_update(of=("self",)).filter(runs_q).order_by("executor", "native_run_id")
+    }
+    claimed_ids = {r.attempt_id for r in reports if r.attempt_id is not None} | {
+        run.claimed_attempt_id for run in runs.values() if run.claimed_attempt_id is not None
+    }
+    claimed = (
+        {row["id"]: row for row in Attempt.objects.filter(id__in=claimed_ids).values("id", "task_id", "superseded_at")}
+        if claimed_ids
+        else {}
+    )
+    native_task_ids = {r.native_task_id for r in reports} | {run.native_task_id for run in runs.values()}
+    native_run_ids = {r.native_run_id for r in reports}
+    retired = set(
+        RetiredNativeId.objects.filter(
+            Q(kind=RetiredNativeId.Kind.TASK, value__in=native_task_ids)
+            | Q(kind=RetiredNativeId.Kind.RUN, value__in=native_run_ids)
+        ).values_list("kind", "value")
+    )
+    known = _Known(claimed=claimed, retired=retired)
+
+    new_runs: dict[tuple[str, str], NativeRun] = {}
+    run_fields: dict[tuple[str, str], list[str]] = defaultdict(list)
+    attempt_fields: dict[uuid.UUID, list[str]] = defaultdict(list)
+    task_fields: dict[int, list[str]] = defaultdict(list)
+    # Each answer shows the run as its own report left it, like a single report.
+    results: list[tuple[NativeRun, bool, tuple[str, str]]] = []
+    with ledger_batch():
+        for report in reports:
+            task_id = ids.get(report.task) if report.task else None
             task = tasks.get(task_id) if task_id is not None else None
-            current = currents.get(task_id) if task_id is not None else None
-            results[i] = _report_into_locked(task, current, report, actor=actor, now=now)
-        return results
+            current = currents.get(task_id) if task is not None else None
+            key = (report.executor, report.native_run_id)
+            run = runs.get(key)
+            created = run is None
+            if created:
+                run = NativeRun(
+                    executor=report.executor,
+                    native_run_id=report.native_run_id,
+                    native_task_id=report.native_task_id,
+                    task_slug=report.task or "",
+                    task=task,
+                    claimed_attempt_id=report.attempt_id,
+                    status=report.status,
+                    phase=report.phase or "",
+                    created_at=report.created_at,
+                    first_seen_at=now,
+                    last_seen_at=now,
+                    message=report.message or "",
+                )
+                runs[key] = new_runs[key] = run
+            changed_run, changed_attempt, changed_task = _apply_report(
+                task, current, run, created, report, actor=actor, now=now, known=known
+            )
+            if key not in new_runs:
+                run_fields[key] += changed_run
+            if changed_attempt and current is not None:
+                attempt_fields[current.id] += changed_attempt
+                if changed_task:
+                    task_fields[task.id] += changed_task
+                    _refresh_plan(task, actor)
+            results.append((copy.copy(run), created, key))
+        if new_runs:
+            try:
+                NativeRun.objects.bulk_create(list(new_runs.values()))
+            except IntegrityError as exc:
+                if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) == "native_run_unique":
+                    raise _RunKeyTaken from exc
+                raise
+        _bulk_save([runs[k] for k in run_fields], run_fields.values())
+        by_attempt = {a.id: a for a in currents.values()}
+        _bulk_save([by_attempt[i] for i in attempt_fields], attempt_fields.values())
+        for task_id in task_fields:
+            # bulk_update does not apply auto_now; save() would.
+            tasks[task_id].updated_at = timezone.now()
+            task_fields[task_id].append("updated_at")
+        _bulk_save([tasks[i] for i in task_fields], task_fields.values())
+    for snapshot, _, key in results:
+        snapshot.pk = runs[key].pk
+        snapshot._state.adding = False
+        snapshot._state.db = runs[key]._state.db
+    return [(snapshot, created) for snapshot, created, _ in results]
+
+
+def _bulk_save(rows: list, fields_per_row) -> None:
+    """One UPDATE for all rows, of the union of the fields they changed."""
+    fields = list(dict.fromkeys(f for fields in fields_per_row for f in fields))
+    if rows and fields:
+        type(rows[0]).objects.bulk_update(rows, fields)
 
 
 def native_run_try_bind(*, run_id: int, actor: str = "system") -> str:
