@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Min, Q, QuerySet
+from django.db.models import Min, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from planning.models import PlanningTask, Procedure
@@ -102,20 +102,38 @@ def active_attempts() -> QuerySet:
 
 def tasks_lagging() -> QuerySet:
     """Active tasks whose current attempt already finished, or whose bound
-    native run is terminal while the attempt is not (seed 002's safety net)."""
-    finished_attempt = Q(attempts__superseded_at__isnull=True, attempts__status__in=Attempt.TERMINAL)
-    terminal_run = Q(
-        attempts__superseded_at__isnull=True,
-        attempts__status__in=(Attempt.Status.PENDING, *ACTIVE_ATTEMPT),
-        attempts__native_runs__binding=NativeRun.Binding.BOUND,
-        attempts__native_runs__status__in=NativeRun.TERMINAL,
+    native run is terminal while the attempt is not (seed 002's safety net).
+
+    It starts from the active tasks and probes each one's current attempt by
+    ``task_id`` (``attempt_one_current_per_task``), and that attempt's bound
+    runs by ``attempt_id``: a join would read every current attempt ever made
+    to keep the active tasks' ones, a cost that grows with history. Scalar
+    subqueries rather than EXISTS, because PostgreSQL may run an EXISTS as a
+    hashed subplan, which reads all current attempts again."""
+    current = Attempt.objects.filter(task_id=OuterRef("pk"), superseded_at__isnull=True).order_by()
+    unfinished_current = (
+        Attempt.objects.filter(
+            task_id=OuterRef(OuterRef("pk")),  # the task two levels out
+            superseded_at__isnull=True,
+            status__in=(Attempt.Status.PENDING, *ACTIVE_ATTEMPT),
+        )
+        .order_by()
+        .values("id")[:1]
     )
+    terminal_run = NativeRun.objects.filter(
+        attempt_id=Subquery(unfinished_current),
+        binding=NativeRun.Binding.BOUND,
+        status__in=NativeRun.TERMINAL,
+    ).order_by()
     return (
         PlanningTask.objects.filter(status__in=PlanningTask.ACTIVE_STATUSES)
         .filter(_consistent(""))
-        .filter(finished_attempt | terminal_run)
+        .alias(
+            current_status=Subquery(current.values("status")[:1]),
+            terminal_run=Subquery(terminal_run.values("id")[:1]),
+        )
+        .filter(Q(current_status__in=Attempt.TERMINAL) | Q(terminal_run__isnull=False))
         .values_list("id", flat=True)
-        .distinct()
     )
 
 

@@ -180,3 +180,58 @@ def test_each_pass_query_reaches_its_rows_through_its_index():
             plans[name] = (index, build(timezone.now()).explain())
     missing = {name: plan for name, (index, plan) in plans.items() if index not in plan}
     assert not missing, "\n\n".join(f"{name}:\n{plan}" for name, plan in missing.items())
+
+
+def test_tasks_lagging_finds_exactly_the_active_tasks_behind_their_current_attempt_or_run():
+    done = ext_task()
+    attempt = launch(done)
+    report(done, status="succeeded", native_run_id="nr-done", attempt=attempt)
+    run_ahead = ext_task()
+    attempt = launch(run_ahead)
+    ahead, _ = report(run_ahead, status="running", native_run_id="nr-ahead", attempt=attempt)
+    active = ext_task()
+    report(active, status="running", native_run_id="nr-active", attempt=launch(active))
+    settled = ext_task()
+    report(settled, status="succeeded", native_run_id="nr-settled", attempt=launch(settled))
+    held = ext_task()
+    attempt = launch(held)
+    held_run, _ = report(held, status="running", native_run_id="nr-held", attempt=attempt)
+    task_mark_inconsistent(task_id=held.id, problems=["checked by hand"])
+    replaced = ext_task()
+    attempt = launch(replaced)
+    old_run, _ = report(replaced, status="running", native_run_id="nr-old", attempt=attempt)
+    services.task_rerun(slug=replaced.slug, actor="operator", reason="again", supersede_active=True)
+    # Lost updates (seed 002): rows that should have followed did not.
+    PlanningTask.objects.filter(id=done.id).update(status=PlanningTask.Status.RUNNING)
+    NativeRun.objects.filter(id__in=[ahead.id, held_run.id, old_run.id]).update(status=NativeRun.Status.SUCCEEDED)
+
+    assert sorted(reconcile.tasks_lagging()) == sorted([done.id, run_ahead.id])
+
+    assert reconcile_pass().synced == 2
+    assert list(reconcile.tasks_lagging()) == []
+    assert PlanningTask.objects.get(id=done.id).status == "succeeded"
+
+
+def test_tasks_lagging_probes_current_attempts_per_active_task_instead_of_reading_them_all():
+    """Its cost follows the active tasks, not every current attempt ever
+    made: no hash over attempts or runs, only probes by task and attempt."""
+    procedure = ProcedureFactory(executor="external")
+    for n in range(60):
+        task = TaskFactory(procedure=procedure)
+        report(task, status="succeeded", native_run_id=f"nr-h{n}", attempt=launch(task))
+    for n in range(3):
+        task = TaskFactory(procedure=procedure)
+        report(task, status="running", native_run_id=f"nr-a{n}", attempt=launch(task))
+    with connection.cursor() as cursor:
+        for table in ("retries_attempt", "retries_nativerun", "planning_planningtask"):
+            cursor.execute(f"ANALYZE {table}")
+
+    # As above: the test tables are small, so sequential scans are priced out.
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL enable_seqscan = off")
+        plan = reconcile.tasks_lagging().explain()
+
+    assert "Hash" not in plan, plan
+    assert plan.count("task_id = planning_planningtask.id") == 2, plan
+    assert "Index Cond: (attempt_id = " in plan, plan
