@@ -104,9 +104,9 @@ def tasks_lagging() -> QuerySet:
     """Active tasks whose current attempt already finished, or whose bound
     native run is terminal while the attempt is not (seed 002's safety net).
 
-    It starts from the active tasks and probes each one's current attempt by
-    ``task_id`` (``attempt_one_current_per_task``), and that attempt's bound
-    runs by ``attempt_id``: a join would read every current attempt ever made
+    It starts from the active tasks and probes each one's current attempt
+    through an index on ``task_id``, and that attempt's bound runs through
+    the one on ``attempt_id``: a join would read every current attempt ever made
     to keep the active tasks' ones, a cost that grows with history. Scalar
     subqueries rather than EXISTS, because PostgreSQL may run an EXISTS as a
     hashed subplan, which reads all current attempts again."""
