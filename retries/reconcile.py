@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models import BooleanField, Case, Min, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.utils import timezone
 
 from planning.models import PlanningTask, Procedure
@@ -110,29 +110,35 @@ def tasks_lagging() -> QuerySet:
     to keep the active tasks' ones, a cost that grows with history. Scalar
     subqueries rather than EXISTS, because PostgreSQL may run an EXISTS as a
     hashed subplan, which reads all current attempts again."""
-    current = Attempt.objects.filter(task_id=OuterRef("pk"), superseded_at__isnull=True).order_by()
-    unfinished_current = (
-        Attempt.objects.filter(
-            task_id=OuterRef(OuterRef("pk")),  # the task two levels out
-            superseded_at__isnull=True,
-            status__in=(Attempt.Status.PENDING, *ACTIVE_ATTEMPT),
-        )
+    terminal_run = (
+        NativeRun.objects.filter(attempt_id=OuterRef("pk"), binding=NativeRun.Binding.BOUND, status__in=NativeRun.TERMINAL)
         .order_by()
         .values("id")[:1]
     )
-    terminal_run = NativeRun.objects.filter(
-        attempt_id=Subquery(unfinished_current),
-        binding=NativeRun.Binding.BOUND,
-        status__in=NativeRun.TERMINAL,
-    ).order_by()
+    # One probe of the current attempt per task; its runs are probed only
+    # when it is not finished (CASE stops at the first match).
+    current_lags = (
+        Attempt.objects.filter(task_id=OuterRef("pk"), superseded_at__isnull=True)
+        .order_by()
+        .alias(terminal_run=Subquery(terminal_run))
+        .annotate(
+            lags=Case(
+                When(status__in=Attempt.TERMINAL, then=Value(True)),
+                When(
+                    Q(status__in=(Attempt.Status.PENDING, *ACTIVE_ATTEMPT)) & Q(terminal_run__isnull=False),
+                    then=Value(True),
+                ),
+                default=Value(False),
+                output_field=BooleanField(),
+            )
+        )
+        .values("lags")[:1]
+    )
     return (
         PlanningTask.objects.filter(status__in=PlanningTask.ACTIVE_STATUSES)
         .filter(_consistent(""))
-        .alias(
-            current_status=Subquery(current.values("status")[:1]),
-            terminal_run=Subquery(terminal_run.values("id")[:1]),
-        )
-        .filter(Q(current_status__in=Attempt.TERMINAL) | Q(terminal_run__isnull=False))
+        .alias(lags=Subquery(current_lags, output_field=BooleanField()))
+        .filter(lags=True)
         .values_list("id", flat=True)
     )
 
