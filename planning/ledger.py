@@ -42,20 +42,7 @@ def ledger_append(
     data: dict[str, Any] | None = None,
     at: dt.datetime | None = None,
 ) -> Event:
-    pending = _batch.get()
-    if pending is not None:
-        event = Event(
-            type=type,
-            actor=actor,
-            task_id=task_id,
-            plan_id=plan_id,
-            attempt_id=attempt_id,
-            data=_jsonable(data or {}),
-            at=at or timezone.now(),
-        )
-        pending.append(event)
-        return event
-    return Event.objects.create(
+    event = Event(
         type=type,
         actor=actor,
         task_id=task_id,
@@ -64,6 +51,12 @@ def ledger_append(
         data=_jsonable(data or {}),
         at=at or timezone.now(),
     )
+    pending = _batch.get()
+    if pending is not None:
+        pending.append(event)
+    else:
+        event.save(force_insert=True)
+    return event
 
 
 _batch: contextvars.ContextVar[list[Event] | None] = contextvars.ContextVar("ledger_batch", default=None)

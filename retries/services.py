@@ -1006,6 +1006,22 @@ def _bind(
     return run_fields, attempt_fields
 
 
+def _new_run_fields(report: RunReport, task: PlanningTask | None, now: dt.datetime) -> dict[str, Any]:
+    """A new native run as its first report describes it; its claims are fixed from then on."""
+    return dict(
+        native_task_id=report.native_task_id,
+        task_slug=report.task or "",
+        task=task,
+        claimed_attempt_id=report.attempt_id,
+        status=report.status,
+        phase=report.phase or "",
+        created_at=report.created_at,
+        first_seen_at=now,
+        last_seen_at=now,
+        message=report.message or "",
+    )
+
+
 def _report_into_locked(
     task: PlanningTask | None, current: Attempt | None, report: RunReport, *, actor: str, now: dt.datetime
 ) -> tuple[NativeRun, bool]:
@@ -1021,18 +1037,7 @@ def _report_into_locked(
         run, created = NativeRun.objects.get_or_create(
             executor=report.executor,
             native_run_id=report.native_run_id,
-            defaults=dict(
-                native_task_id=report.native_task_id,
-                task_slug=report.task or "",
-                task=task,
-                claimed_attempt_id=report.attempt_id,
-                status=report.status,
-                phase=report.phase or "",
-                created_at=report.created_at,
-                first_seen_at=now,
-                last_seen_at=now,
-                message=report.message or "",
-            ),
+            defaults=_new_run_fields(report, task, now),
         )
         if not created:
             run = NativeRun.objects.select_for_update(of=("self",)).get(id=run.id)
@@ -1249,16 +1254,7 @@ def _report_batch_locked(
                 run = NativeRun(
                     executor=report.executor,
                     native_run_id=report.native_run_id,
-                    native_task_id=report.native_task_id,
-                    task_slug=report.task or "",
-                    task=task,
-                    claimed_attempt_id=report.attempt_id,
-                    status=report.status,
-                    phase=report.phase or "",
-                    created_at=report.created_at,
-                    first_seen_at=now,
-                    last_seen_at=now,
-                    message=report.message or "",
+                    **_new_run_fields(report, task, now),
                 )
                 runs[key] = new_runs[key] = run
             changed_run, changed_attempt, changed_task = _apply_report(
