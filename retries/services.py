@@ -75,6 +75,8 @@ class AttemptResult:
 
 
 def _lock_task(*, slug: str | None = None, task_id: int | None = None) -> PlanningTask:
+    # Services read the clock only after this lock is granted, so the times
+    # in the ledger follow the order in which the locks serialized them.
     qs = PlanningTask.objects.select_for_update(of=("self",)).select_related(
         "procedure", "project__owner", "plan", "assignee"
     )
@@ -505,10 +507,10 @@ def _record_key(task: PlanningTask, key: str | None, fingerprint: str, attempt: 
 
 def task_launch(*, slug: str, actor: str, idempotency_key: str | None = None) -> AttemptResult:
     """From draft: create attempt 1."""
-    now = timezone.now()
     fingerprint = _fingerprint("launch", {})
     with transaction.atomic():
         task = _lock_task(slug=slug)
+        now = timezone.now()
         replay = _idempotency_lookup(task, idempotency_key, fingerprint, now)
         if replay:
             return replay
@@ -547,7 +549,6 @@ def task_rerun(
     idempotency_key: str | None = None,
 ) -> AttemptResult:
     """An operator's fresh attempt at a failed, blocked or cancelled task."""
-    now = timezone.now()
     reason = _check_reason(reason)
     explicit = agent_get(name=assignee, active_only=True) if assignee else None
     fingerprint = _fingerprint(
@@ -561,6 +562,7 @@ def task_rerun(
     )
     with transaction.atomic():
         task = _lock_task(slug=slug)
+        now = timezone.now()
         replay = _idempotency_lookup(task, idempotency_key, fingerprint, now)
         if replay:
             return replay
@@ -604,12 +606,12 @@ def task_repair(
     with a reason. Supersedes every earlier attempt, retires all their native
     ids, keeps the frozen assignee unless one is given, clears an
     inconsistency mark and starts a fresh attempt."""
-    now = timezone.now()
     reason = _check_reason(reason)
     explicit = agent_get(name=assignee, active_only=True) if assignee else None
     fingerprint = _fingerprint("repair", {"reason": reason, "assignee": assignee or None})
     with transaction.atomic():
         task = _lock_task(slug=slug)
+        now = timezone.now()
         replay = _idempotency_lookup(task, idempotency_key, fingerprint, now)
         if replay:
             return replay
@@ -639,9 +641,9 @@ def task_repair(
 
 def task_cancel(*, slug: str, actor: str, reason: str) -> PlanningTask:
     reason = _check_reason(reason)
-    now = timezone.now()
     with transaction.atomic():
         task = _lock_task(slug=slug)
+        now = timezone.now()
         if task.status == TS.CANCELLED:
             return task
         if task.status == TS.SUCCEEDED:
@@ -662,9 +664,9 @@ def task_retry_or_block(*, task_id: int, actor: str = "system") -> Attempt | Non
     ``retry`` attempt that resumes at the first phase not yet passed; past it,
     ``blocked`` with the diagnostics kept on the failed attempt. Returns the
     new attempt, or None when nothing was started."""
-    now = timezone.now()
     with transaction.atomic():
         task = _lock_task(task_id=task_id)
+        now = timezone.now()
         if task.status != TS.FAILED or task.inconsistent_since is not None:
             return None
         current = _lock_current_attempt(task)
@@ -710,12 +712,12 @@ def attempt_mark_launching(
     by ``on_error`` stays pending (None is returned): the pause stops the
     plan's further launches, including those already queued. An operator's
     rerun or repair is an explicit decision and goes ahead."""
-    now = timezone.now()
     with transaction.atomic():
         row = Attempt.objects.filter(id=attempt_id).values_list("task_id", flat=True).first()
         if row is None:
             return None
         task = _lock_task(task_id=row)
+        now = timezone.now()
         attempt = _lock_current_attempt(task)
         if attempt is None or attempt.id != attempt_id:
             return None
@@ -739,12 +741,12 @@ def attempt_fail(
 ) -> Attempt | None:
     """Fail the current, unfinished attempt (a launch that could not be made,
     an executor error). No-op when already terminal or superseded."""
-    now = timezone.now()
     with transaction.atomic():
         task_id = Attempt.objects.filter(id=attempt_id).values_list("task_id", flat=True).first()
         if task_id is None:
             return None
         task = _lock_task(task_id=task_id)
+        now = timezone.now()
         attempt = _lock_current_attempt(task)
         if attempt is None or attempt.id != attempt_id or attempt.is_terminal:
             return None
@@ -759,12 +761,12 @@ def attempt_fail_if_stalled(*, attempt_id: uuid.UUID, now: dt.datetime | None = 
     """Fail a launching or running attempt whose last sign of life is older
     than its procedure's stall timeout. Re-checked under the locks, so a
     heartbeat that arrived meanwhile wins."""
-    now = now or timezone.now()
     with transaction.atomic():
         task_id = Attempt.objects.filter(id=attempt_id).values_list("task_id", flat=True).first()
         if task_id is None:
             return False
         task = _lock_task(task_id=task_id)
+        now = now or timezone.now()
         attempt = _lock_current_attempt(task)
         if attempt is None or attempt.id != attempt_id or attempt.status not in (AS.LAUNCHING, AS.RUNNING):
             return False
@@ -791,9 +793,9 @@ def attempt_fail_if_stalled(*, attempt_id: uuid.UUID, now: dt.datetime | None = 
 def task_sync_with_attempt(*, task_id: int, actor: str = "system") -> bool:
     """Safety net (seed 002): bring a task whose status lags its current
     attempt, or whose attempt lags its terminal bound run, back in line."""
-    now = timezone.now()
     with transaction.atomic():
         task = _lock_task(task_id=task_id)
+        now = timezone.now()
         attempt = _lock_current_attempt(task)
         if attempt is None:
             return False
@@ -828,12 +830,12 @@ def attempt_record_phase(
     succeeds (created=False); a superseded attempt is refused."""
     if outcome not in PhaseOutcome.Outcome.values:
         raise invalid({"outcome": [f"Use one of: {', '.join(PhaseOutcome.Outcome.values)}."]})
-    now = timezone.now()
     with transaction.atomic():
         task_id = Attempt.objects.filter(id=attempt_id).values_list("task_id", flat=True).first()
         if task_id is None:
             raise not_found("attempt", str(attempt_id))
         task = _lock_task(task_id=task_id)
+        now = timezone.now()
         phases = list(task.procedure.phases)
         if phase not in phases:
             raise invalid({"phase": [f"Procedure {task.procedure.slug} has no phase {phase!r}; it has {phases}."]})
@@ -1156,10 +1158,10 @@ def native_run_report(*, report: RunReport, actor: str) -> tuple[NativeRun, bool
     """Upsert a native run's report and bind it by attempt (rule 2). Reporting
     the same state twice is a heartbeat; a late or out-of-order report is
     recorded and changes nothing else. Returns (run, created)."""
-    now = timezone.now()
     task_id = _task_id_for(report)
     with transaction.atomic():
         task = _lock_task(task_id=task_id) if task_id is not None else None
+        now = timezone.now()
         current = _lock_current_attempt(task) if task is not None else None
         return _report_into_locked(task, current, report, actor=actor, now=now)
 
@@ -1178,14 +1180,13 @@ def native_run_report_batch(*, reports: list[RunReport], actor: str) -> list[tup
     are refreshed once at the end."""
     if not reports:
         return []
-    now = timezone.now()
     slugs = {r.task for r in reports if r.task}
     ids = dict(PlanningTask.objects.filter(slug__in=slugs).values_list("slug", "id")) if slugs else {}
     with transaction.atomic():
         for _ in range(3):
             try:
                 with transaction.atomic(), deferred_plan_refresh():
-                    return _report_batch_locked(reports, ids, actor=actor, now=now)
+                    return _report_batch_locked(reports, ids, actor=actor)
             except _RunKeyTaken:
                 # That run is committed now: the next round finds and locks it.
                 continue
@@ -1193,7 +1194,7 @@ def native_run_report_batch(*, reports: list[RunReport], actor: str) -> list[tup
 
 
 def _report_batch_locked(
-    reports: list[RunReport], ids: dict[str, int], *, actor: str, now: dt.datetime
+    reports: list[RunReport], ids: dict[str, int], *, actor: str
 ) -> list[tuple[NativeRun, bool]]:
     task_ids = sorted(set(ids.values()))
     tasks = {
@@ -1235,6 +1236,7 @@ def _report_batch_locked(
         ).values_list("kind", "value")
     )
     known = _Known(claimed=claimed, retired=retired)
+    now = timezone.now()
 
     new_runs: dict[tuple[str, str], NativeRun] = {}
     run_fields: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -1299,12 +1301,12 @@ def _bulk_save(rows: list, fields_per_row) -> None:
 
 def native_run_try_bind(*, run_id: int, actor: str = "system") -> str:
     """Reconciliation: try again to bind a run that is still unbound."""
-    now = timezone.now()
     with transaction.atomic():
         row = NativeRun.objects.filter(id=run_id).values("task_id", "binding").first()
         if row is None or row["binding"] != NativeRun.Binding.UNBOUND:
             return row["binding"] if row else "missing"
         task = _lock_task(task_id=row["task_id"]) if row["task_id"] else None
+        now = timezone.now()
         current = _lock_current_attempt(task) if task is not None else None
         run = NativeRun.objects.select_for_update(of=("self",)).get(id=run_id)
         if run.binding != NativeRun.Binding.UNBOUND:
