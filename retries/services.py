@@ -1422,7 +1422,9 @@ def _report_batch_locked(
             results.append((copy.copy(run), created, key))
         if new_runs:
             try:
-                NativeRun.objects.bulk_create(list(new_runs.values()))
+                # Inserted in key order, as existing runs are locked: two
+                # batches creating the same runs then wait, never deadlock.
+                NativeRun.objects.bulk_create([new_runs[k] for k in sorted(new_runs)])
             except IntegrityError as exc:
                 if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) == "native_run_unique":
                     raise _RunKeyTaken from exc

@@ -95,7 +95,7 @@ def _snapshot(prefix, tasks, since):
     attempt_rows = norm(_times_as_set(Attempt.objects.filter(task_id__in=task_names).order_by("task__slug", "number").values(
         "id", "status", "native_task_id", "native_run_id", "failure_kind", "failure_phase", "failure_message",
         "superseded_at", "started_at", "finished_at", "last_heartbeat_at")))
-    run_rows = norm(_times_as_set(NativeRun.objects.filter(native_run_id__startswith=prefix).order_by("id").values(
+    run_rows = norm(_times_as_set(NativeRun.objects.filter(native_run_id__startswith=prefix).order_by("executor", "native_run_id").values(
         "executor", "native_task_id", "native_run_id", "task_slug", "status", "phase", "message", "binding",
         "binding_reason", "attempt_id", "claimed_attempt_id", "created_at", "first_seen_at", "last_seen_at")))
     events = norm([
