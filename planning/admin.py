@@ -301,20 +301,6 @@ class TaskForm(forms.ModelForm):
         return cleaned
 
 
-class RerunForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), help_text="Kept in the ledger.")
-    assignee = forms.ModelChoiceField(
-        queryset=Agent.objects.filter(active=True),
-        to_field_name="name",
-        required=False,
-        help_text="Frozen on the new attempts. Empty: each task keeps its frozen assignee.",
-    )
-    override_budget = forms.BooleanField(required=False, help_text="Go past the retry budget of a task that spent it.")
-    supersede_active = forms.BooleanField(
-        required=False, help_text="Cancel and replace an attempt still launching or running."
-    )
-
-
 class RepairForm(forms.Form):
     reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), help_text="Kept in the ledger.")
     assignee = forms.ModelChoiceField(
@@ -322,6 +308,13 @@ class RepairForm(forms.Form):
         to_field_name="name",
         required=False,
         help_text="Frozen on the new attempts. Empty: each task keeps its frozen assignee.",
+    )
+
+
+class RerunForm(RepairForm):
+    override_budget = forms.BooleanField(required=False, help_text="Go past the retry budget of a task that spent it.")
+    supersede_active = forms.BooleanField(
+        required=False, help_text="Cancel and replace an attempt still launching or running."
     )
 
 
