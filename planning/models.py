@@ -133,7 +133,10 @@ class PlanningTask(models.Model):
             models.Index(fields=["status", "updated_at"], name="task_status_updated"),
             models.Index(fields=["project", "status"], name="task_project_status"),
             models.Index(fields=["plan", "status"], name="task_plan_status"),
-            models.Index(fields=["-updated_at"], name="task_updated_desc"),
+            # Exactly the board's ORDER BY (-updated_at, -id): with ties on
+            # updated_at (a batch touches many tasks at once) an index on
+            # updated_at alone made PostgreSQL sort every tied row before the LIMIT.
+            models.Index(fields=["-updated_at", "-id"], name="task_updated_id_desc"),
             # The board's "needs attention" count reads the few flagged tasks
             # through this instead of testing every task.
             models.Index(
