@@ -27,6 +27,7 @@ from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from missioncontrol.errors import ServiceError, invalid, not_found
+from missioncontrol.db import bulk_update_unnest
 from planning.ledger import ATTEMPT_STATUS_EVENTS, TASK_STATUS_EVENTS, ledger_append, ledger_batch
 from planning.models import Agent, Event, PlanningTask
 from planning.services import agent_get, plan_refresh, task_clear_inconsistency_fields, task_status_set
@@ -1433,7 +1434,7 @@ def _report_batch_locked(
         by_attempt = {a.id: a for a in currents.values()}
         _bulk_save([by_attempt[i] for i in attempt_fields], attempt_fields.values())
         for task_id in task_fields:
-            # bulk_update does not apply auto_now; save() would.
+            # A bulk UPDATE does not apply auto_now; save() would.
             tasks[task_id].updated_at = timezone.now()
             task_fields[task_id].append("updated_at")
         _bulk_save([tasks[i] for i in task_fields], task_fields.values())
@@ -1447,8 +1448,7 @@ def _report_batch_locked(
 def _bulk_save(rows: list, fields_per_row) -> None:
     """One UPDATE for all rows, of the union of the fields they changed."""
     fields = list(dict.fromkeys(f for fields in fields_per_row for f in fields))
-    if rows and fields:
-        type(rows[0]).objects.bulk_update(rows, fields)
+    bulk_update_unnest(rows, fields)
 
 
 def native_run_try_bind(*, run_id: int, actor: str = "system") -> str:

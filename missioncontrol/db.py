@@ -1,0 +1,50 @@
+"""Set-based writes the ORM makes slow.
+
+``QuerySet.bulk_update`` writes one ``CASE WHEN pk = … THEN …`` per row and
+field: for a batch of 100 reports its query compilation alone cost more than
+everything else the batch did (pyinstrument, docs/performance.md). PostgreSQL
+can take each column as one array instead, joined back to the rows by
+primary key: the statement's size, and Python's work, no longer grow with
+rows × fields but with rows + fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.db import connection, models
+
+
+def _unnestable(field: models.Field) -> bool:
+    target = field.target_field if field.is_relation else field
+    # JSON values need an adapter per value and arrays of them don't mix with
+    # the casts below; the ORM's own path handles those.
+    return target.get_internal_type() in connection.data_types and target.get_internal_type() != "JSONField"
+
+
+def bulk_update_unnest(rows: Sequence[models.Model], fields: Sequence[str]) -> None:
+    """Write ``fields`` of every (locked) row in one ``UPDATE``; same effect
+    as ``Model.objects.bulk_update(rows, fields)``."""
+    if not rows or not fields:
+        return
+    model = type(rows[0])
+    meta = model._meta
+    concrete = [meta.get_field(name) for name in fields]
+    if connection.vendor != "postgresql" or not all(_unnestable(f) for f in concrete):
+        model.objects.bulk_update(rows, list(fields))
+        return
+    pk = meta.pk
+    quote = connection.ops.quote_name
+    columns = [pk, *concrete]
+    # The type without its length: varchar[] takes any length the column takes.
+    casts = [f"%s::{(f.target_field if f.is_relation else f).db_type(connection).split('(')[0]}[]" for f in columns]
+    arrays = [[f.get_db_prep_save(getattr(row, f.attname), connection) for row in rows] for f in columns]
+    names = [quote(f.column) for f in columns]
+    assignments = ", ".join(f"{name} = v.{name}" for name in names[1:])
+    sql = (
+        f"UPDATE {quote(meta.db_table)} AS t SET {assignments}"  # noqa: S608 - identifiers from _meta
+        f" FROM unnest({', '.join(casts)}) AS v({', '.join(names)})"
+        f" WHERE t.{names[0]} = v.{names[0]}"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, arrays)
