@@ -17,7 +17,7 @@ from retries.models import Attempt
 from retries.repairs import repair_previews
 
 from . import services
-from .models import Agent, Event, Plan, PlanningTask, Procedure, Project
+from .models import Agent, Event, Plan, PlanningTask, Procedure, Project, TaskStatusCount
 from .selectors import current_attempts_prefetch, task_current_attempt
 
 ACTION_TEMPLATE = "admin/missioncontrol/task_action.html"
@@ -475,4 +475,15 @@ class EventAdmin(ReadOnlyAdmin):
     # The ledger only grows: counting it all for every page is not worth it.
     show_full_result_count = False
     fields = ("id", "at", "type", "actor", "task", "plan", "attempt_id", "data")
+    readonly_fields = fields
+
+
+@admin.register(TaskStatusCount)
+class TaskStatusCountAdmin(ReadOnlyAdmin):
+    """The board's per-status counts, written by database triggers and
+    folded by reconciliation; ``verify_integrity --repair`` rebuilds them."""
+
+    list_display = ("id", "status", "n")
+    list_filter = ("status",)
+    fields = ("id", "status", "n")
     readonly_fields = fields

@@ -148,6 +148,28 @@ class PlanningTask(models.Model):
         return self.slug
 
 
+class TaskStatusCount(models.Model):
+    """How many tasks have each status, for the board: a projection of
+    ``PlanningTask.status`` kept by the database itself (migration 0006), so
+    no write path can skip it: services, set-based batch UPDATEs, imports,
+    raw SQL and deletes all go through the triggers on the task table.
+
+    Insert-only: each statement that changes task statuses appends one delta
+    row per status it changed (on PostgreSQL; one per row on SQLite), so
+    concurrent transitions never wait on a shared counter row. The count of a
+    status is ``SUM(n)`` of its rows; reconciliation folds the deltas back
+    into one row per status (``planning.services.task_status_counts_fold``),
+    which keeps that read bounded. ``integrity_problems`` checks it against
+    the tasks and ``verify_integrity --repair`` rebuilds it."""
+
+    id = models.BigAutoField(primary_key=True)
+    status = models.CharField(max_length=20)
+    n = models.IntegerField()
+
+    def __str__(self) -> str:
+        return f"{self.status} {self.n:+d}"
+
+
 class Event(models.Model):
     """The ledger: one append-only row per fact. On PostgreSQL a trigger
     refuses UPDATE and DELETE (see migration 0002)."""

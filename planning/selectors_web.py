@@ -8,11 +8,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.db.models import Count, Exists, F, Func, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Value, Window
+from django.db.models import Count, Exists, F, Func, IntegerField, Max, OuterRef, Q, QuerySet, Subquery, Sum, Value, Window
 
 from retries.models import Attempt, NativeRun
 
-from .models import Agent, Event, Plan, PlanningTask, Procedure, Project
+from .models import Agent, Event, Plan, PlanningTask, Procedure, Project, TaskStatusCount
 from .selectors import attempts_for_task, task_current_attempt, task_diagnostics, task_queryset
 
 TS = PlanningTask.Status
@@ -119,17 +119,35 @@ def _flagged_task_ids() -> QuerySet:
     return inconsistent.union(stalled)
 
 
+def _unfiltered(filters: BoardFilters) -> bool:
+    """No filter but the status ones, which the counts ignore."""
+    return not (filters.project or filters.procedure or filters.plan or filters.assignee or filters.q)
+
+
 def board_counts(filters: BoardFilters) -> dict[str, int]:
     """Tasks per status (and needing attention) under every filter but the
     status ones, so that each count is what clicking it will show. One query.
 
-    It never tests every task: one ``GROUP BY status`` (an index-only scan of
-    ``task_status_updated`` when nothing else filters) plus, per status, the
-    tasks that need attention without being failed or blocked, found from
+    It never tests every task. Unfiltered (the board as it opens and as it
+    polls), the per-status counts are the ``TaskStatusCount`` projection the
+    database keeps: a sum over a few folded rows, whatever the number of
+    tasks. Filtered by project, procedure, plan, assignee or search, they
+    are a ``GROUP BY status`` of the filtered tasks, which costs what those
+    tasks cost: the projection has no per-filter counts, and a filtered
+    board is a narrower look an operator asks for. Either way, per status,
+    the tasks that need attention without being failed or blocked come from
     the flagged ids. ``flagged`` keeps those per status so the board's
     paginator can know its total without a ``COUNT(*)`` of its own."""
     qs = _filtered(PlanningTask.objects.all(), filters, with_status=False).order_by()
-    per_status = qs.annotate(kind=Value("all")).values_list("status", "kind").annotate(n=Count("id"))
+    if _unfiltered(filters):
+        per_status = (
+            TaskStatusCount.objects.order_by()
+            .annotate(kind=Value("all"))
+            .values_list("status", "kind")
+            .annotate(n=Sum("n"))
+        )
+    else:
+        per_status = qs.annotate(kind=Value("all")).values_list("status", "kind").annotate(n=Count("id"))
     flagged = (
         qs.exclude(status__in=ATTENTION_STATUSES)
         .filter(id__in=_flagged_task_ids())
@@ -141,7 +159,7 @@ def board_counts(filters: BoardFilters) -> dict[str, int]:
     extra: dict[str, int] = {}
     for status, kind, n in per_status.union(flagged, all=True).order_by():
         if kind == "all":
-            counts[status] = n
+            counts[status] = n or 0
         else:
             extra[status] = n
     counts["total"] = sum(counts[status] for status in TS.values)

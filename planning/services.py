@@ -8,14 +8,14 @@ import uuid
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import Count
+from django.db import connection, transaction
+from django.db.models import Count, Sum
 from django.utils import timezone
 
 from missioncontrol.errors import ServiceError, invalid, not_found
 
 from .ledger import ledger_append
-from .models import Agent, Plan, PlanningTask, Procedure, Project
+from .models import Agent, Plan, PlanningTask, Procedure, Project, TaskStatusCount
 
 UNSET: Any = object()
 
@@ -404,3 +404,62 @@ def task_mark_inconsistent(*, task_id: int, problems: list[str], actor: str = "s
         task.save(update_fields=["inconsistent_since", "inconsistency", "updated_at"])
         ledger_append(type="task.marked_inconsistent", actor=actor, task_id=task.id, data={"problems": problems})
     return True
+
+
+# --- Per-status task counts (the board's projection) ------------------------------
+
+_COUNTS = TaskStatusCount._meta.db_table
+_TASKS = PlanningTask._meta.db_table
+
+
+def task_status_counts() -> dict[str, int]:
+    """Tasks per status as the projection has them (statuses with none may
+    be missing). One query over the few folded rows and the deltas since."""
+    return {status: n for status, n in _sum_per_status(TaskStatusCount.objects.all()) if n}
+
+
+def _sum_per_status(qs):
+    return qs.order_by().values_list("status").annotate(n=Sum("n")).values_list("status", "n")
+
+
+def task_status_counts_fold() -> int:
+    """Fold the delta rows the task triggers appended into one row per
+    status, so the board's ``SUM`` reads a handful of rows. Reconciliation
+    calls it every pass. Returns how many rows it removed.
+
+    On PostgreSQL one statement: it sums exactly the rows its DELETE took,
+    so deltas committed meanwhile stay for the next fold, and it takes no
+    lock a transition waits for (they only insert). SQLite serialises
+    writers, so three statements in one transaction do the same."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    f"WITH gone AS (DELETE FROM {_COUNTS} RETURNING status, n), "
+                    f"kept AS (INSERT INTO {_COUNTS} (status, n) "
+                    "SELECT status, sum(n) FROM gone GROUP BY status HAVING sum(n) <> 0 RETURNING 1) "
+                    "SELECT (SELECT count(*) FROM gone) - (SELECT count(*) FROM kept)"
+                )
+                return cursor.fetchone()[0]
+        totals = list(_sum_per_status(TaskStatusCount.objects.all()))
+        removed, _ = TaskStatusCount.objects.all().delete()
+        TaskStatusCount.objects.bulk_create(TaskStatusCount(status=s, n=n) for s, n in totals if n)
+        return removed - sum(1 for _, n in totals if n)
+
+
+def task_status_counts_rebuild() -> dict[str, int]:
+    """Recount the projection from the tasks themselves: the repair for a
+    projection ``integrity_problems`` found wrong (``verify_integrity
+    --repair``). Task writes wait while it counts (EXCLUSIVE lets reads
+    through), and so does a fold, so nothing is counted twice or lost.
+    Returns the new counts."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                # Tasks first, then counts: the order a task write takes them
+                # (its trigger inserts into the counts).
+                cursor.execute(f"LOCK TABLE {_TASKS}, {_COUNTS} IN EXCLUSIVE MODE")
+        TaskStatusCount.objects.all().delete()
+        real = dict(PlanningTask.objects.order_by().values_list("status").annotate(n=Count("id")))
+        TaskStatusCount.objects.bulk_create(TaskStatusCount(status=s, n=n) for s, n in real.items())
+    return real

@@ -2,7 +2,10 @@
 
 ``integrity_problems`` re-derives every task's and attempt's status from the
 last status-bearing event and reports each row that disagrees. Its cost is a
-fixed number of queries, each using the (task|attempt, type, id) indexes."""
+fixed number of queries, each using the (task|attempt, type, id) indexes.
+It also checks the board's per-status counts (``TaskStatusCount``) against
+the tasks: a problem of no one task (``task_id`` None), which
+``verify_integrity --repair`` rebuilds."""
 
 from __future__ import annotations
 
@@ -13,14 +16,17 @@ from django.db.models import Count, Exists, OuterRef, Subquery
 
 from planning.ledger import ATTEMPT_STATUS_EVENTS, TASK_STATUS_EVENTS
 from planning.models import Event, PlanningTask
-from planning.services import task_mark_inconsistent
+from planning.services import task_mark_inconsistent, task_status_counts
 
 from .models import Attempt
 
 
+COUNTS_SUBJECT = "task status counts"
+
+
 @dataclass(frozen=True)
 class Problem:
-    task_id: int
+    task_id: int | None  # None: not one task's problem (the status counts)
     task_slug: str
     message: str
 
@@ -82,7 +88,24 @@ def integrity_problems() -> list[Problem]:
                     f"disagrees with the ledger ({ledger_superseded})",
                 )
             )
+    problems.extend(status_count_problems())
     return problems
+
+
+def status_count_problems() -> list[Problem]:
+    """The projection of tasks per status must say what the tasks say."""
+    real = dict(PlanningTask.objects.order_by().values_list("status").annotate(n=Count("id")))
+    projected = task_status_counts()
+    return [
+        Problem(
+            None,
+            COUNTS_SUBJECT,
+            f"{status}: the board counts {projected.get(status, 0)} but {real.get(status, 0)} tasks have it "
+            "(verify_integrity --repair rebuilds the counts)",
+        )
+        for status in sorted(set(real) | set(projected))
+        if real.get(status, 0) != projected.get(status, 0)
+    ]
 
 
 def integrity_verify_and_mark(*, actor: str = "system") -> list[Problem]:
@@ -91,7 +114,8 @@ def integrity_verify_and_mark(*, actor: str = "system") -> list[Problem]:
     problems = integrity_problems()
     by_task: dict[int, list[str]] = defaultdict(list)
     for problem in problems:
-        by_task[problem.task_id].append(problem.message)
+        if problem.task_id is not None:
+            by_task[problem.task_id].append(problem.message)
     for task_id, messages in by_task.items():
         task_mark_inconsistent(task_id=task_id, problems=messages, actor=actor)
     return problems

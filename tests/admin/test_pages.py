@@ -6,13 +6,13 @@ from django.apps import apps
 from django.contrib import admin
 from django.urls import reverse
 
-from planning.models import Agent, Event, Plan, PlanningTask, Procedure, Project
+from planning.models import Agent, Event, Plan, PlanningTask, Procedure, Project, TaskStatusCount
 from retries.models import Attempt, IdempotencyKey, NativeRun, PhaseOutcome, RetiredNativeId
 
 pytestmark = pytest.mark.django_db
 
 ALL_MODELS = [Agent, Project, Procedure, Plan, PlanningTask, Event, Attempt, PhaseOutcome, NativeRun, RetiredNativeId,
-              IdempotencyKey]
+              IdempotencyKey, TaskStatusCount]
 # Models whose rows an admin may add (through the services); the others are
 # written only by services and are read-only for everyone.
 ADDABLE = {Agent: "admin", Project: "admin", Procedure: "admin", Plan: "operator", PlanningTask: "operator"}

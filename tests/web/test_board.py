@@ -209,3 +209,18 @@ def test_status_and_attention_together_count_and_page_the_flagged_tasks_of_that_
     assert board(operator_client, status="failed", attention="on").context["page"].paginator.count == 1
     assert board(operator_client, attention="on").context["page"].paginator.count == 4
     assert board(operator_client, status="succeeded").context["page"].paginator.count == 3
+
+
+def test_unfiltered_counts_come_from_the_status_projection_and_filtered_ones_from_the_tasks(operator_client):
+    project = ProjectFactory(slug="alpha")
+    failed_task(slug="f1", project=project), failed_task(slug="f2"), TaskFactory(slug="d1")
+    planning_services.task_status_counts_fold()
+    services.task_launch(slug=TaskFactory(slug="l1").slug, actor="op")  # a delta after the fold
+
+    counts = board(operator_client).context["counts"]
+    assert (counts["failed"], counts["draft"], counts["launch_requested"], counts["total"]) == (2, 1, 1, 4)
+    assert counts["attention"] == 2
+
+    # The projection has no per-project counts: a filtered board counts its tasks.
+    filtered = board(operator_client, project="alpha").context["counts"]
+    assert (filtered["failed"], filtered["total"]) == (1, 1)
