@@ -48,3 +48,12 @@ def bulk_update_unnest(rows: Sequence[models.Model], fields: Sequence[str]) -> N
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, arrays)
+
+
+def unique_or_none(queryset: models.QuerySet):
+    """The row a filter on a unique key finds, or ``None``. Unlike
+    ``first()`` it adds no ``ORDER BY pk``: compiling that ordering against a
+    wide ``select_related`` hashes every selected column and cost more than
+    running the query (the task lock of a rerun, pyinstrument)."""
+    rows = list(queryset.order_by()[:1])
+    return rows[0] if rows else None

@@ -27,7 +27,7 @@ from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from missioncontrol.errors import ServiceError, invalid, not_found
-from missioncontrol.db import bulk_update_unnest
+from missioncontrol.db import bulk_update_unnest, unique_or_none
 from planning.ledger import ATTEMPT_STATUS_EVENTS, TASK_STATUS_EVENTS, ledger_append, ledger_batch
 from planning.models import Agent, Event, PlanningTask
 from planning.services import agent_get, plan_refresh, task_clear_inconsistency_fields, task_status_set
@@ -81,18 +81,17 @@ def _lock_task(*, slug: str | None = None, task_id: int | None = None) -> Planni
     qs = PlanningTask.objects.select_for_update(of=("self",)).select_related(
         "procedure", "project__owner", "plan", "assignee"
     )
-    task = qs.filter(slug=slug).first() if slug is not None else qs.filter(id=task_id).first()
+    task = unique_or_none(qs.filter(slug=slug) if slug is not None else qs.filter(id=task_id))
     if task is None:
         raise not_found("task", slug if slug is not None else str(task_id))
     return task
 
 
 def _lock_current_attempt(task: PlanningTask) -> Attempt | None:
-    return (
+    return unique_or_none(
         Attempt.objects.select_for_update(of=("self",))
         .select_related("requested_assignee")
         .filter(task_id=task.id, superseded_at__isnull=True)
-        .first()
     )
 
 
@@ -191,7 +190,7 @@ def _idempotency_lookup(task: PlanningTask, key: str | None, fingerprint: str, n
     queue here and the second one sees the first one's record."""
     if not key:
         return None
-    record = IdempotencyKey.objects.select_related("attempt").filter(task_id=task.id, key=key).first()
+    record = unique_or_none(IdempotencyKey.objects.select_related("attempt").filter(task_id=task.id, key=key))
     if record is None:
         return None
     if record.created_at < now - dt.timedelta(seconds=settings.IDEMPOTENCY_KEY_TTL_SECONDS):
@@ -1178,10 +1177,10 @@ def _new_run_fields(report: RunReport, task: PlanningTask | None, now: dt.dateti
 def _report_into_locked(
     task: PlanningTask | None, current: Attempt | None, report: RunReport, *, actor: str, now: dt.datetime
 ) -> tuple[NativeRun, bool]:
-    run = (
-        NativeRun.objects.select_for_update(of=("self",))
-        .filter(executor=report.executor, native_run_id=report.native_run_id)
-        .first()
+    run = unique_or_none(
+        NativeRun.objects.select_for_update(of=("self",)).filter(
+            executor=report.executor, native_run_id=report.native_run_id
+        )
     )
     created = False
     if run is None:
@@ -1302,7 +1301,7 @@ def _apply_report(
 def _task_id_for(report: RunReport) -> int | None:
     if not report.task:
         return None
-    return PlanningTask.objects.filter(slug=report.task).values_list("id", flat=True).first()
+    return unique_or_none(PlanningTask.objects.filter(slug=report.task).values_list("id", flat=True))
 
 
 def native_run_report(*, report: RunReport, actor: str) -> tuple[NativeRun, bool]:
