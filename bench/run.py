@@ -120,7 +120,7 @@ def _check_integrity(db: str, problems: list[str], where: str) -> None:
 
 
 def writes(template: str, prefix: str, sizes: Sizes, problems: list[str]) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {k: [] for k in ("pg1", "pg8", "p1", "p1b", "p2")}
+    out: dict[str, list[float]] = {k: [] for k in ("pg1", "pg8", "p1", "p1b", "p2", "p2_ms", "p2_sql_ms", "p2_stmts")}
     for r in range(sizes.rounds):
         db = f"{prefix}_writes"
         with harness.database(template, db):
@@ -162,6 +162,9 @@ def writes(template: str, prefix: str, sizes: Sizes, problems: list[str]) -> dic
             log(f"P1 {p1.per_second:.0f} reports/s (batch), P1b {p1b.per_second:.0f} reports/s (single)")
             p2 = harness.run_case("p2", db, {"n": sizes.p2_reruns, "integrity": True})
             out["p2"].append(p2["per_second"])
+            out["p2_ms"].append(p2["sample_ms"])
+            out["p2_sql_ms"].append(p2["sample_sql_ms"])
+            out["p2_stmts"].append(p2["statements"])
             log(f"P2 {p2['per_second']:.1f} reruns/s")
             problems += harness.integrity_failures(p2, f"writes round {r + 1}")
     return out
@@ -290,6 +293,12 @@ def build_rows(sizes: Sizes, w: dict, p3: dict, p4: dict, m1: dict) -> list[Row]
     r = _ratio(p2, pg1)
     rows.append(Row("P2", "reruns/s through `task_rerun`, 1 client", f"{p2:.1f} /s", f"B1 {pg1:.0f} tps", r,
                     "≥ 0.25 × B1", r is not None and r >= 0.25))
+    if w.get("p2_ms"):
+        total, sql = median(w["p2_ms"]), median(w["p2_sql_ms"])
+        rows.append(Row("P2s", f"where a rerun's time goes: its {median(w['p2_stmts']):.0f} SQL statements "
+                        "(round trips included) + Python", f"{sql:.2f} ms SQL + {total - sql:.2f} ms Python",
+                        f"B1 {1000 / pg1:.2f} ms per transaction (5 statements)", _ratio(sql, total),
+                        "report it (ratio: SQL share)", None))
     small, large = sizes.p3_events
     s_small, s_large = median(p3[small]["seconds"]), median(p3[large]["seconds"])
     ev_s, ev_l = p3[small]["events"][0], p3[large]["events"][0]
