@@ -178,9 +178,10 @@ class Event(models.Model):
     at = models.DateTimeField(db_index=True)
     type = models.CharField(max_length=50)
     actor = models.CharField(max_length=150)
+    # Indexed by ``event_task_id`` (task, id) below instead of on its own.
     task = models.ForeignKey(
         PlanningTask, on_delete=models.DO_NOTHING, null=True, blank=True, related_name="events",
-        db_constraint=True,
+        db_constraint=True, db_index=False,
     )
     plan = models.ForeignKey(
         Plan, on_delete=models.DO_NOTHING, null=True, blank=True, related_name="events"
@@ -192,6 +193,9 @@ class Event(models.Model):
         ordering = ["id"]
         indexes = [
             models.Index(fields=["task", "type", "id"], name="event_task_type"),
+            # A task's ledger in order, and its newest event (the task page's
+            # version) as one index probe rather than a read of every event.
+            models.Index(fields=["task", "id"], name="event_task_id"),
             models.Index(fields=["attempt_id", "type", "id"], name="event_attempt_type"),
             models.Index(fields=["type", "id"], name="event_type"),
         ]
