@@ -600,22 +600,9 @@ def task_rerun(
         replay = _idempotency_lookup(task, idempotency_key, fingerprint, now)
         if replay:
             return replay
-        if task.status == TS.DRAFT:
-            raise ServiceError("not_launched", f"Task {slug} was never launched; launch it instead.")
-        if task.status == TS.SUCCEEDED:
-            raise ServiceError("use_repair", f"Task {slug} succeeded; reopening it needs a repair with a reason.")
-        if task.status in PlanningTask.ACTIVE_STATUSES and not supersede_active:
-            raise ServiceError(
-                "attempt_active",
-                f"Task {slug} has an active attempt; set supersede_active to cancel and replace it.",
-            )
-        if task.attempt_count >= task.max_attempts and not override_budget:
-            raise ServiceError(
-                "budget_exhausted",
-                f"Task {slug} used {task.attempt_count} of {task.max_attempts} attempts; "
-                "set override_budget to go past the budget.",
-            )
-        _check_consistent(task)
+        refusal = _rerun_refusal(task, override_budget=override_budget, supersede_active=supersede_active)
+        if refusal is not None:
+            raise refusal
         attempt = _start_attempt(
             task,
             kind=Attempt.Kind.RERUN,
@@ -624,13 +611,247 @@ def task_rerun(
             explicit_assignee=explicit,
             resume_phase=None,
             now=now,
-            event_data={
-                "override_budget": bool(override_budget) and task.attempt_count >= task.max_attempts,
-                "supersede_active": bool(supersede_active),
-            },
+            event_data=_rerun_event_data(task, override_budget=override_budget, supersede_active=supersede_active),
         )
         record = _record_key(task, idempotency_key, fingerprint, attempt, now)
     return AttemptResult(attempt=attempt, created=True, idempotency=record)
+
+
+def _rerun_refusal(task: PlanningTask, *, override_budget: bool, supersede_active: bool) -> ServiceError | None:
+    """Why this locked task cannot be rerun now, or None: the one set of
+    rules for a single rerun and a bulk one."""
+    slug = task.slug
+    if task.status == TS.DRAFT:
+        return ServiceError("not_launched", f"Task {slug} was never launched; launch it instead.")
+    if task.status == TS.SUCCEEDED:
+        return ServiceError("use_repair", f"Task {slug} succeeded; reopening it needs a repair with a reason.")
+    if task.status in PlanningTask.ACTIVE_STATUSES and not supersede_active:
+        return ServiceError(
+            "attempt_active",
+            f"Task {slug} has an active attempt; set supersede_active to cancel and replace it.",
+        )
+    if task.attempt_count >= task.max_attempts and not override_budget:
+        return ServiceError(
+            "budget_exhausted",
+            f"Task {slug} used {task.attempt_count} of {task.max_attempts} attempts; "
+            "set override_budget to go past the budget.",
+        )
+    try:
+        _check_consistent(task)
+    except ServiceError as exc:
+        return exc
+    return None
+
+
+def _rerun_event_data(task: PlanningTask, *, override_budget: bool, supersede_active: bool) -> dict:
+    return {
+        "override_budget": bool(override_budget) and task.attempt_count >= task.max_attempts,
+        "supersede_active": bool(supersede_active),
+    }
+
+
+MAX_BULK_RERUN = 500
+
+
+def task_rerun_many(
+    *,
+    slugs: list[str],
+    actor: str,
+    reason: str,
+    assignee: str | None = None,
+    override_budget: bool = False,
+    supersede_active: bool = False,
+    idempotency_key: str | None = None,
+) -> list[AttemptResult]:
+    """``task_rerun`` for many tasks at once, all or nothing: the operator's
+    "rerun these failed tasks". Each task gets exactly the rows and ledger
+    events a single rerun would give it (tested side by side), in a fixed
+    number of statements instead of about ten per task. Tasks are locked in
+    id order in one statement, then their current attempts (task -> attempt
+    for the whole set), plans refreshed once each at the end. If any task
+    cannot be rerun nothing is written and the error lists every refusal by
+    slug. Results follow the order of ``slugs``.
+
+    With ``idempotency_key`` every task keeps a record under that key (the
+    fingerprint covers the whole request), so a repeat finds all of them and
+    creates nothing; the first response is stored on the record of the
+    lowest task id (see ``idempotency_store_bulk_response``)."""
+    reason = _check_reason(reason)
+    if not slugs:
+        raise invalid({"tasks": ["Give at least one task."]})
+    if len(slugs) > MAX_BULK_RERUN:
+        raise invalid({"tasks": [f"Give at most {MAX_BULK_RERUN} tasks; got {len(slugs)}."]})
+    repeated = sorted({s for s in slugs if slugs.count(s) > 1}) if len(set(slugs)) != len(slugs) else []
+    if repeated:
+        raise invalid({"tasks": [f"Each task once; repeated: {', '.join(repeated)}."]})
+    explicit = agent_get(name=assignee, active_only=True) if assignee else None
+    fingerprint = _fingerprint(
+        "rerun_many",
+        {
+            "tasks": sorted(slugs),
+            "reason": reason,
+            "assignee": assignee or None,
+            "override_budget": bool(override_budget),
+            "supersede_active": bool(supersede_active),
+        },
+    )
+    new_attempts: list[Attempt] = []
+    superseded: list[Attempt] = []
+    with transaction.atomic(), deferred_plan_refresh():
+        tasks = list(
+            PlanningTask.objects.select_for_update(of=("self",))
+            .select_related("procedure", "project__owner", "plan", "assignee")
+            .filter(slug__in=slugs)
+            .order_by("id")
+        )
+        now = timezone.now()
+        by_slug = {t.slug: t for t in tasks}
+        missing = [s for s in slugs if s not in by_slug]
+        if missing:
+            raise ServiceError(
+                "not_found", f"{len(missing)} of {len(slugs)} tasks do not exist; none was rerun.", status=404,
+                errors={s: ["No task with this slug."] for s in missing},
+            )
+        replay = _bulk_idempotency_lookup(tasks, by_slug, slugs, idempotency_key, fingerprint, now)
+        if replay is not None:
+            return replay
+        currents = {
+            a.task_id: a
+            for a in Attempt.objects.select_for_update(of=("self",))
+            .select_related("requested_assignee")
+            .filter(task_id__in=[t.id for t in tasks], superseded_at__isnull=True)
+            .order_by("task_id")
+        }
+        refusals = {
+            t.slug: refusal
+            for t in tasks
+            if (refusal := _rerun_refusal(t, override_budget=override_budget, supersede_active=supersede_active))
+        }
+        if refusals:
+            raise ServiceError(
+                "rerun_refused",
+                f"{len(refusals)} of {len(slugs)} tasks cannot be rerun now; none was.",
+                status=409,
+                errors={slug: [f"{r.code}: {r.detail}"] for slug, r in sorted(refusals.items())},
+            )
+        # Links are trusted as in a single rerun: only attempts with native
+        # ids can have a bound run, read for all of them in one query.
+        linked = [a.id for a in currents.values() if a.native_task_id or a.native_run_id]
+        bound: dict[uuid.UUID, list[tuple]] = defaultdict(list)
+        if linked:
+            for row in NativeRun.objects.filter(attempt_id__in=linked).values_list(
+                "attempt_id", "native_task_id", "native_run_id"
+            ):
+                bound[row[0]].append(row)
+        retired_rows: list[RetiredNativeId] = []
+        superseded_fields: list[str] = ["superseded_at", "superseded_by"]
+        created: dict[int, Attempt] = {}
+        moved: list[PlanningTask] = []  # status changed (a superseded launch_requested task keeps its status)
+        with ledger_batch():
+            for task in tasks:
+                previous = currents.get(task.id)
+                number = task.attempt_count + 1
+                if previous is not None and not previous.is_terminal:
+                    # An active attempt being replaced is cancelled, and its executor told so.
+                    superseded_fields += _attempt_status_set(
+                        previous, AS.CANCELLED, actor=actor, now=now, data={"reason": "superseded"}
+                    )
+                    superseded_fields += _set_failure(
+                        previous, kind="superseded", phase=None, message=f"Superseded by attempt #{number}."
+                    )
+                    dispatch.cancel_after_commit(attempt_id=previous.id, executor=task.procedure.executor)
+                pairs = (
+                    _native_id_pairs([previous], trust_links=True, bound_runs=bound.get(previous.id, []))
+                    if previous is not None
+                    else {}
+                )
+                retired_rows += _retired_rows(task, pairs, now)
+                event_data = _rerun_event_data(task, override_budget=override_budget, supersede_active=supersede_active)
+                created[task.id], task_fields = _start_attempt_rows(
+                    task, previous, [], new_id=uuid.uuid4(), number=number, kind=Attempt.Kind.RERUN, actor=actor,
+                    reason=reason, explicit_assignee=explicit, resume_phase=None, now=now, retire_all=False,
+                    to_retire=[previous] if previous is not None else [], retired=sorted(v for _, v in pairs),
+                    event_data=event_data, pending=(new_attempts, superseded),
+                )
+                if "status" in task_fields:
+                    moved.append(task)
+        if retired_rows:
+            RetiredNativeId.objects.bulk_create(retired_rows, ignore_conflicts=True)
+        # The superseded rows first (one current attempt per task is checked
+        # at once, the foreign key to the new attempt only at commit); a
+        # cancelled one gets its status and failure in the same UPDATE.
+        bulk_update_unnest(superseded, list(dict.fromkeys(superseded_fields)))
+        Attempt.objects.bulk_create(new_attempts)
+        # Every task moved to launch_requested with its new attempt number.
+        saved_at = timezone.now()
+        PlanningTask.objects.filter(id__in=[t.id for t in tasks]).update(
+            status=TS.LAUNCH_REQUESTED, attempt_count=F("attempt_count") + 1, updated_at=saved_at
+        )
+        for task in tasks:
+            task.updated_at = saved_at
+        for task in moved:
+            _refresh_plan(task, actor)
+        records = (
+            {
+                t.id: r
+                for t, r in zip(tasks, IdempotencyKey.objects.bulk_create([
+                    IdempotencyKey(task=t, key=idempotency_key, fingerprint=fingerprint, attempt=created[t.id],
+                                   created_at=now)
+                    for t in tasks
+                ]), strict=True)
+            }
+            if idempotency_key
+            else {}
+        )
+        for attempt in new_attempts:
+            dispatch.launch_after_commit(attempt_id=attempt.id, executor=attempt.task.procedure.executor)
+    return [
+        AttemptResult(attempt=created[by_slug[s].id], created=True, idempotency=records.get(by_slug[s].id))
+        for s in slugs
+    ]
+
+
+def _bulk_idempotency_lookup(
+    tasks: list[PlanningTask],
+    by_slug: dict[str, PlanningTask],
+    slugs: list[str],
+    key: str | None,
+    fingerprint: str,
+    now: dt.datetime,
+) -> list[AttemptResult] | None:
+    """A repeat of a keyed bulk rerun: every task holds a record of this key
+    with this fingerprint (the first request wrote them all in one
+    transaction, and the task locks held now make a concurrent first request
+    finish before this reads). Expired records are dropped and the request
+    runs as new."""
+    if not key:
+        return None
+    cutoff = now - dt.timedelta(seconds=settings.IDEMPOTENCY_KEY_TTL_SECONDS)
+    IdempotencyKey.objects.filter(task_id__in=[t.id for t in tasks], key=key, created_at__lt=cutoff).delete()
+    records = {
+        r.task_id: r
+        for r in IdempotencyKey.objects.select_related("attempt").filter(task_id__in=[t.id for t in tasks], key=key)
+    }
+    if not records:
+        return None
+    if len(records) != len(tasks) or any(r.fingerprint != fingerprint for r in records.values()):
+        raise ServiceError(
+            "idempotency_key_reused",
+            "This Idempotency-Key was already used for some of these tasks with a different request.",
+            status=422,
+        )
+    lead = records[min(records)]
+    return [
+        AttemptResult(
+            attempt=records[by_slug[s].id].attempt,
+            created=False,
+            replayed=True,
+            idempotency=records[by_slug[s].id],
+            stored_status=lead.response_status,
+            stored_body=lead.response_body,
+        )
+        for s in slugs
+    ]
 
 
 def task_repair(

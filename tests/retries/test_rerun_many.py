@@ -1,0 +1,238 @@
+"""The bulk rerun (``task_rerun_many``) gives every task what a single
+rerun gives it, all or nothing, in a fixed number of statements."""
+
+import json
+import threading
+
+import pytest
+from django.db import close_old_connections, connection
+from django.test.utils import CaptureQueriesContext
+
+from missioncontrol.errors import ServiceError
+from planning.models import Event, Plan, PlanningTask
+from retries import services
+from retries.models import Attempt, IdempotencyKey, RetiredNativeId
+from tests.factories import AgentFactory, PlanFactory, ProjectFactory, TaskFactory
+from tests.steps import current, fail_current, launch, report
+
+pytestmark = pytest.mark.django_db
+TS = PlanningTask.Status
+
+
+def _build(p: str) -> tuple[dict[str, PlanningTask], dict[str, Plan]]:
+    """Every kind of task a rerun accepts, with supersede_active and
+    override_budget set (they only matter where they apply). Native ids
+    carry the prefix so the two copies do not share them."""
+    project = ProjectFactory(slug=f"{p}-project", owner=AgentFactory(name=f"{p}-owner"))
+    plans = {"plan": PlanFactory(name=f"{p}-plan", on_error=Plan.OnError.PAUSE, project=project)}
+    tasks: dict[str, PlanningTask] = {}
+
+    tasks["failed_bound"] = t = TaskFactory(project=project, slug=f"{p}-failed-bound")
+    fail_current(t, native_run_id=f"{p}-nr-failed")
+
+    tasks["failed_unbound"] = t = TaskFactory(
+        project=project, slug=f"{p}-failed-unbound", assignee=AgentFactory(name=f"{p}-assignee")
+    )
+    services.attempt_fail(attempt_id=launch(t).id, kind="launch_failed", phase=None, message="no executor")
+
+    tasks["budget"] = t = TaskFactory(project=project, slug=f"{p}-budget", max_attempts=1)
+    fail_current(t, native_run_id=f"{p}-nr-budget")
+
+    tasks["cancelled"] = t = TaskFactory(project=project, slug=f"{p}-cancelled")
+    launch(t)
+    services.task_cancel(slug=t.slug, actor="operator", reason="not now")
+
+    tasks["running"] = t = TaskFactory(project=project, slug=f"{p}-running")
+    a = launch(t)
+    report(t, status="running", native_run_id=f"{p}-nr-running", attempt=a)
+
+    tasks["launch_requested"] = t = TaskFactory(project=project, slug=f"{p}-launch-requested")
+    launch(t)
+
+    tasks["in_plan"] = t = TaskFactory(project=project, slug=f"{p}-in-plan", plan=plans["plan"])
+    fail_current(t, native_run_id=f"{p}-nr-in-plan")
+
+    for t in tasks.values():
+        t.refresh_from_db()
+    return tasks, plans
+
+
+def _normal(value, p: str):
+    if isinstance(value, dict):
+        value = {k: v for k, v in value.items() if k not in ("superseded_by", "supersedes", "at")}
+    return json.loads(json.dumps(value, default=str).replace(f"{p}-", "X-"))
+
+
+def _outcome(p: str, tasks: dict[str, PlanningTask], plans: dict[str, Plan], since: int) -> dict:
+    role_of_task = {t.id: role for role, t in tasks.items()}
+    role_of_plan = {plan.id: role for role, plan in plans.items()}
+    result: dict = {"tasks": {}, "plans": {}, "events": {}}
+    for role, task in tasks.items():
+        task.refresh_from_db()
+        attempts = [
+            (
+                a.number, a.kind, a.resume_phase, a.requested_assignee.name if a.requested_assignee else None,
+                a.status, a.superseded_at is not None, a.reason, a.requested_by, a.failure_kind,
+                a.failure_message, a.finished_at is not None,
+            )
+            for a in Attempt.objects.filter(task=task).select_related("requested_assignee").order_by("number")
+        ]
+        retired = sorted(
+            (kind, _normal(value, p))
+            for kind, value in RetiredNativeId.objects.filter(task=task).values_list("kind", "value")
+        )
+        result["tasks"][role] = (task.status, task.attempt_count, _normal(attempts, p), retired)
+    for role, plan in plans.items():
+        plan.refresh_from_db()
+        result["plans"][role] = (plan.status, plan.paused_at is not None)
+    for event in Event.objects.filter(id__gt=since).order_by("id"):
+        key = ("task", role_of_task[event.task_id]) if event.task_id is not None else ("plan", role_of_plan[event.plan_id])
+        entry = (event.type, event.actor, event.attempt_id is None, event.plan_id is None, _normal(event.data, p))
+        result["events"].setdefault(key, []).append(entry)
+    return result
+
+
+def _last_event_id() -> int:
+    return Event.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+ARGS = {"actor": "operator", "reason": "rerun them all", "override_budget": True, "supersede_active": True}
+
+
+def test_many_does_what_single_reruns_do_task_for_task():
+    single_tasks, single_plans = _build("a")
+    since = _last_event_id()
+    single_new = [
+        services.task_rerun(slug=t.slug, **ARGS).attempt
+        for t in sorted(single_tasks.values(), key=lambda t: t.id)
+    ]
+    single = _outcome("a", single_tasks, single_plans, since)
+
+    many_tasks, many_plans = _build("b")
+    since = _last_event_id()
+    slugs = [t.slug for t in reversed(many_tasks.values())]
+    results = services.task_rerun_many(slugs=slugs, **ARGS)
+    many = _outcome("b", many_tasks, many_plans, since)
+
+    # Results follow the request's order; every one is a new attempt.
+    assert [r.attempt.task.slug for r in results] == slugs
+    assert all(r.created and not r.replayed for r in results)
+    assert sorted(a.task.slug[2:] for a in single_new) == sorted(r.attempt.task.slug[2:] for r in results)
+    assert many["tasks"] == single["tasks"]
+    assert many["plans"] == single["plans"]
+    assert many["events"] == single["events"]
+    # The fixture covers what it claims.
+    assert {role: value[0] for role, value in many["tasks"].items()} == dict.fromkeys(many_tasks, TS.LAUNCH_REQUESTED)
+    running = many["tasks"]["running"][2]
+    assert running[0][4] == Attempt.Status.CANCELLED and running[0][8] == "superseded"
+    assert many["tasks"]["failed_bound"][3] == [("run", "X-nr-failed"), ("task", "nt-X-nr-failed")]
+    assert many["tasks"]["failed_unbound"][2][-1][3] == "X-assignee"
+    assert many["tasks"]["budget"][1] == 2
+
+
+def test_one_refusal_refuses_all_and_changes_nothing():
+    ok = TaskFactory(slug="ok")
+    fail_current(ok)
+    done = TaskFactory(slug="done")
+    attempt = launch(done)
+    report(done, status="succeeded", native_run_id="nr-done", attempt=attempt)
+    active = TaskFactory(slug="active")
+    launch(active)
+    draft = TaskFactory(slug="draft")
+    since = _last_event_id()
+
+    with pytest.raises(ServiceError) as exc:
+        services.task_rerun_many(slugs=["ok", "done", "active", "draft"], actor="operator", reason="all")
+    assert exc.value.code == "rerun_refused" and exc.value.http_status == 409
+    assert {slug: msgs[0].split(":")[0] for slug, msgs in exc.value.errors.items()} == {
+        "done": "use_repair", "active": "attempt_active", "draft": "not_launched"}
+    assert _last_event_id() == since
+    ok.refresh_from_db()
+    assert Attempt.objects.filter(task=ok).count() == 1 and ok.status == TS.FAILED
+
+    with pytest.raises(ServiceError) as exc:
+        services.task_rerun_many(slugs=["ok", "ghost"], actor="operator", reason="all")
+    assert exc.value.code == "not_found" and set(exc.value.errors) == {"ghost"}
+    for slugs, reason in ((["ok", "ok"], "twice"), ([], "none"), (["ok"], " ")):
+        with pytest.raises(ServiceError) as exc:
+            services.task_rerun_many(slugs=slugs, actor="operator", reason=reason)
+        assert exc.value.code == "invalid"
+    assert _last_event_id() == since
+
+
+def test_a_key_replays_the_first_bulk_rerun_and_refuses_another_body():
+    tasks = [TaskFactory() for _ in range(3)]
+    for t in tasks:
+        fail_current(t)
+    slugs = [t.slug for t in tasks]
+    first = services.task_rerun_many(slugs=slugs, actor="operator", reason="again", idempotency_key="k1")
+    assert IdempotencyKey.objects.filter(key="k1").count() == 3
+    since = _last_event_id()
+    again = services.task_rerun_many(slugs=list(reversed(slugs)), actor="operator", reason="again",
+                                     idempotency_key="k1")
+    assert all(r.replayed and not r.created for r in again)
+    assert [r.attempt.id for r in again] == [r.attempt.id for r in reversed(first)]
+    assert _last_event_id() == since
+    with pytest.raises(ServiceError) as exc:
+        services.task_rerun_many(slugs=slugs, actor="operator", reason="other reason", idempotency_key="k1")
+    assert exc.value.code == "idempotency_key_reused" and exc.value.http_status == 422
+    # A single rerun under the same key is a different request too.
+    with pytest.raises(ServiceError):
+        services.task_rerun(slug=slugs[0], actor="operator", reason="again", idempotency_key="k1",
+                            supersede_active=True)
+
+
+def _failed(n: int, plan: Plan) -> list[str]:
+    slugs = []
+    for i in range(n):
+        task = TaskFactory(plan=plan, project=plan.project, slug=f"{plan.name}-{i}")
+        fail_current(task, native_run_id=f"{plan.name}-nr-{i}")
+        slugs.append(task.slug)
+    return slugs
+
+
+def _statements(slugs: list[str]) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        services.task_rerun_many(slugs=slugs, actor="operator", reason="bulk")
+    return len(queries.captured_queries)
+
+
+def test_statement_count_does_not_grow_with_the_number_of_tasks():
+    small = _failed(3, PlanFactory(name="small", on_error=Plan.OnError.CONTINUE))
+    large = _failed(30, PlanFactory(name="large", on_error=Plan.OnError.CONTINUE))
+    assert _statements(small) == _statements(large)
+    assert RetiredNativeId.objects.filter(task__slug__in=large).count() == 60
+    assert all(current(PlanningTask.objects.get(slug=s)).number == 2 for s in large)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_overlapping_bulk_reruns_at_once_rerun_each_task_once():
+    """Two operators rerun overlapping sets at the same moment, in opposite
+    orders: the task locks (taken in id order) serialize them without a
+    deadlock; the second finds the shared tasks active and changes nothing."""
+    tasks = [TaskFactory(slug=f"overlap-{i}") for i in range(12)]
+    for t in tasks:
+        fail_current(t)
+    sets = [[t.slug for t in tasks[:8]], [t.slug for t in reversed(tasks[4:])]]
+    barrier = threading.Barrier(2)
+    outcomes: list = [None, None]
+
+    def operator(i: int) -> None:
+        try:
+            barrier.wait()
+            outcomes[i] = len(services.task_rerun_many(slugs=sets[i], actor=f"op{i}", reason="race"))
+        except ServiceError as exc:
+            outcomes[i] = exc.code
+        finally:
+            close_old_connections()
+
+    threads = [threading.Thread(target=operator, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(map(str, outcomes)) == ["8", "rerun_refused"], outcomes
+    winner = outcomes.index(8)
+    rerun = set(sets[winner])
+    for t in tasks:
+        assert Attempt.objects.filter(task=t).count() == (2 if t.slug in rerun else 1)
