@@ -15,7 +15,7 @@ import datetime as dt
 import hashlib
 import json
 import uuid
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -219,6 +219,14 @@ def idempotency_store_response(*, record: IdempotencyKey, status: int, body: Any
     record.response_status = status
     record.response_body = body
     record.save(update_fields=["response_status", "response_body"])
+
+
+def idempotency_store_bulk_response(*, results: list[AttemptResult], status: int, body: Any) -> None:
+    """The first response of a keyed bulk rerun, kept once: on the record of
+    the lowest task id, where a repeat looks for it."""
+    records = [r.idempotency for r in results if r.idempotency is not None]
+    if records:
+        idempotency_store_response(record=min(records, key=lambda r: r.task_id), status=status, body=body)
 
 
 def idempotency_keys_expire(*, now: dt.datetime | None = None) -> int:
@@ -675,13 +683,13 @@ def task_rerun_many(
     With ``idempotency_key`` every task keeps a record under that key (the
     fingerprint covers the whole request), so a repeat finds all of them and
     creates nothing; the first response is stored on the record of the
-    lowest task id (see ``idempotency_store_bulk_response``)."""
+    lowest task id (``idempotency_store_bulk_response``)."""
     reason = _check_reason(reason)
     if not slugs:
         raise invalid({"tasks": ["Give at least one task."]})
     if len(slugs) > MAX_BULK_RERUN:
         raise invalid({"tasks": [f"Give at most {MAX_BULK_RERUN} tasks; got {len(slugs)}."]})
-    repeated = sorted({s for s in slugs if slugs.count(s) > 1}) if len(set(slugs)) != len(slugs) else []
+    repeated = sorted(slug for slug, n in Counter(slugs).items() if n > 1)
     if repeated:
         raise invalid({"tasks": [f"Each task once; repeated: {', '.join(repeated)}."]})
     explicit = agent_get(name=assignee, active_only=True) if assignee else None

@@ -16,7 +16,7 @@ from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 
 from retries.models import Attempt
-from retries.services import AttemptResult, idempotency_store_response
+from retries.services import AttemptResult, idempotency_store_bulk_response, idempotency_store_response
 
 HEADER = "Idempotency-Key"
 # Stored in a 200-character column; visible ASCII keeps it printable in logs.
@@ -56,3 +56,17 @@ def attempt_response(call: Callable[[], AttemptResult], serialize: Callable[[Att
         if result.idempotency is not None and not result.replayed:
             idempotency_store_response(record=result.idempotency, status=status, body=body)
     return Response(body, status=status)
+
+
+def bulk_attempt_response(call: Callable[[], list[AttemptResult]], serialize: Callable[[Attempt], Any]) -> Response:
+    """``attempt_response`` for a bulk rerun: one transaction for the service
+    and the stored response, ``{"results": [...]}`` in the request's order."""
+    with transaction.atomic():
+        results = call()
+        first = results[0]
+        if first.replayed and first.stored_status is not None:
+            return Response(first.stored_body, status=first.stored_status)
+        body = json.loads(json.dumps({"results": [serialize(r.attempt) for r in results]}, cls=JSONEncoder))
+        if not first.replayed:
+            idempotency_store_bulk_response(results=results, status=201, body=body)
+    return Response(body, status=201)

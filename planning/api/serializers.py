@@ -4,6 +4,8 @@ services decide everything else."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -13,6 +15,7 @@ from missioncontrol.api.validators import SLUG_PATTERN, json_object
 from planning.models import Agent, Event, Plan, PlanningTask, Procedure, Project
 from planning.selectors import task_current_attempt, task_diagnostics
 from retries.api.serializers import AttemptSerializer
+from retries.services import MAX_BULK_RERUN
 
 slug = RegexValidator(SLUG_PATTERN, "Use lowercase letters, digits, dots, dashes and underscores; start with a letter or digit.")
 # Search semantics, as in the schema's `pattern`: at least one visible character.
@@ -189,6 +192,23 @@ class RerunSerializer(ReasonSerializer):
     assignee = StrictCharField(max_length=100, required=False, allow_null=True, default=None)
     override_budget = StrictBooleanField(default=False)
     supersede_active = StrictBooleanField(default=False)
+
+
+class BulkRerunSerializer(RerunSerializer):
+    tasks = serializers.ListField(
+        child=StrictCharField(max_length=200), min_length=1, max_length=MAX_BULK_RERUN,
+        help_text=f"Slugs of the tasks to rerun, each once, at most {MAX_BULK_RERUN}.",
+    )
+
+    def validate_tasks(self, value: list[str]) -> list[str]:
+        repeated = sorted(slug for slug, n in Counter(value).items() if n > 1)
+        if repeated:
+            raise serializers.ValidationError(f"Each task once; repeated: {', '.join(repeated)}.")
+        return value
+
+
+class BulkRerunResultSerializer(serializers.Serializer):
+    results = AttemptSerializer(many=True)
 
 
 class RepairSerializer(ReasonSerializer):

@@ -11,7 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from missioncontrol.api.idempotency import IDEMPOTENCY_PARAMETER, attempt_response, idempotency_key
+from missioncontrol.api.idempotency import IDEMPOTENCY_PARAMETER, attempt_response, bulk_attempt_response, idempotency_key
 from missioncontrol.api.permissions import RolePermission
 from missioncontrol.api.schema import error
 from missioncontrol.api.validators import SLUG_PATH_REGEX
@@ -267,6 +267,44 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
 
     def _task_data(self, slug: str) -> dict:
         return s.TaskSerializer(tasks_with_attempts().get(slug=slug)).data
+
+
+@extend_schema_view(
+    create=extend_schema(
+        summary="Rerun many tasks at once, all or nothing",
+        description=(
+            "Each task gets what `POST /tasks/{slug}/rerun/` would give it, with the same rules and the same "
+            "options for all. If any task is unknown (404) or cannot be rerun now (409 `rerun_refused`), "
+            "nothing changes and `errors` maps each such slug to its reason. With an Idempotency-Key, a repeat "
+            "of the same request returns the first response and creates nothing."
+        ),
+        request=s.BulkRerunSerializer,
+        parameters=[IDEMPOTENCY_PARAMETER],
+        responses={
+            201: OpenApiResponse(s.BulkRerunResultSerializer, description="One new attempt per task, in order."),
+            400: error("Bad input: `errors` maps each field to its messages; nothing changed."),
+            404: error("`errors` maps each unknown slug to a message; nothing changed."),
+            409: error("rerun_refused: `errors` maps each task that cannot be rerun to its reason; nothing changed."),
+            422: error("idempotency_key_reused: the key was used for these tasks with a different body."),
+        },
+    )
+)
+class BulkRerunViewSet(ApiViewSet):
+    """``POST /reruns/``: an extension of the API for operators who rerun the
+    failed tasks of a plan together (one transaction instead of one request
+    per task)."""
+
+    write_role = OPERATOR
+    serializer_class = s.BulkRerunSerializer
+
+    def create(self, request):
+        data = validated(s.BulkRerunSerializer, request)
+        key = idempotency_key(request)
+        slugs = data.pop("tasks")
+        return bulk_attempt_response(
+            lambda: retry_services.task_rerun_many(slugs=slugs, actor=self.actor, idempotency_key=key, **data),
+            attempt_data,
+        )
 
 
 class _TaskChildList(generics.ListAPIView):

@@ -44,6 +44,8 @@ ENDPOINTS = [
     ("post", f"{T}/rerun/", {"reason": "again", "supersede_active": True}, OPERATOR),
     ("post", f"{T}/repair/", {"reason": "fix"}, OPERATOR),
     ("post", f"{T}/cancel/", {"reason": "stop"}, OPERATOR),
+    ("post", "/api/v1/reruns/", {"tasks": [T.rsplit("/", 1)[1]], "reason": "again", "supersede_active": True},
+     OPERATOR),
     ("get", f"{T}/attempts/", None, READ),
     ("get", f"{T}/events/", None, READ),
     ("get", "/api/v1/attempts/{attempt}/", None, READ),

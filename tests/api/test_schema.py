@@ -30,6 +30,8 @@ PATHS = {
     "/api/v1/attempts/{id}/phases/": {"post"},
     "/api/v1/native-runs/": {"get", "post"},
     "/api/v1/native-runs/batch/": {"post"},
+    # Extensions of API.md.
+    "/api/v1/reruns/": {"post"},
 }
 
 
@@ -58,6 +60,9 @@ def test_action_conflicts_and_idempotency_are_documented(schema):
     rerun = schema["paths"]["/api/v1/tasks/{slug}/rerun/"]["post"]
     assert {"201", "409", "422"} <= set(rerun["responses"])
     assert any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in rerun["parameters"])
+    bulk = schema["paths"]["/api/v1/reruns/"]["post"]
+    assert {"201", "404", "409", "422"} <= set(bulk["responses"])
+    assert any(p["name"] == "Idempotency-Key" and p["in"] == "header" for p in bulk["parameters"])
     phases = schema["paths"]["/api/v1/attempts/{id}/phases/"]["post"]
     assert {"200", "201", "409"} <= set(phases["responses"])
     error = schema["components"]["schemas"]["Error"]
