@@ -80,6 +80,7 @@ def p2(params: dict) -> dict:
             task_rerun(slug=slug, actor="bench", reason="benchmark rerun, statements timed")
         sampled = time.perf_counter() - started
     sql = sum(float(q["time"]) for q in queries.captured_queries)
+    bulk = _p2_bulk(n, params.get("bulk_size", 50))
     return _with_integrity(
         {
             "reruns": count,
@@ -88,9 +89,28 @@ def p2(params: dict) -> dict:
             "sample_ms": 1000 * sampled / sample,
             "sample_sql_ms": 1000 * sql / sample,
             "statements": len(queries.captured_queries) / sample,
+            "bulk_per_second": bulk,
         },
         params,
     )
+
+
+def _p2_bulk(n: int, size: int) -> float:
+    """Reruns per second through ``task_rerun_many``, ``size`` tasks per
+    call, one client: the same transition as P2, set-based."""
+    from retries.services import task_rerun_many
+
+    from . import datagen
+
+    datagen.tasks_with_history(n=n + size, prefix="p2m", attempts=1, final="failed")
+    datagen.analyze()
+    slugs = [f"p2m-{i}" for i in range(1, n + size + 1)]
+    task_rerun_many(slugs=slugs[:size], actor="bench", reason="benchmark warm-up bulk rerun")
+    rest = slugs[size:]
+    started = time.perf_counter()
+    for i in range(0, len(rest), size):
+        task_rerun_many(slugs=rest[i : i + size], actor="bench", reason="benchmark bulk rerun")
+    return len(rest) / (time.perf_counter() - started)
 
 
 @case

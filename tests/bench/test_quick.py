@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FIGURES = {"B1", "B8", "P1", "P1b", "P2", "P2s", "P3", "P3r", "P3i", "P4", "M1"}
+FIGURES = {"B1", "B8", "P1", "P1b", "P2", "P2s", "P2m", "P3", "P3r", "P3i", "P4", "M1"}
 
 
 def _env() -> dict[str, str]:
