@@ -69,9 +69,15 @@ def create_template(name: str) -> None:
 
 
 def clone_db(template: str, name: str) -> None:
+    """A copy of ``template``. PostgreSQL 15 copies through the WAL by
+    default: a clone of the 1M-event database then leaves hundreds of MB for
+    the checkpointer to flush while the next measurement runs (a reconcile
+    pass measured 30-50 % slower, more with every clone). FILE_COPY copies the
+    files and checkpoints before returning, so measurements start quiet."""
     drop_db(name)
     with _admin() as conn:
-        conn.execute(f"CREATE DATABASE {_ident(name)} TEMPLATE {_ident(template)}")
+        strategy = " STRATEGY FILE_COPY" if conn.info.server_version >= 150000 else ""
+        conn.execute(f"CREATE DATABASE {_ident(name)} TEMPLATE {_ident(template)}{strategy}")
 
 
 @contextlib.contextmanager
