@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from planning.models import PlanningTask, Procedure
 from planning.services import plan_refresh, task_status_counts_fold
-from retries import services
+from retries import executors, services
 from retries.dispatch import PUSHING_EXECUTORS
 from retries.models import Attempt, NativeRun
 
@@ -235,8 +235,6 @@ def _run(now: dt.datetime) -> Summary:
             summary.rejected += 1
 
     _each(summary, list(unbound_runs()[:batch]), bind)
-
-    from retries import executors
 
     pollable = [name for name in (Procedure.Executor.values) if executors.get_executor(name).pollable]
     if pollable:
