@@ -9,7 +9,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connection
 from django.utils import timezone
@@ -34,6 +34,19 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+class PendingEvent(NamedTuple):
+    """An event appended inside ``ledger_batch``, written when the block ends:
+    a plain tuple, since a model instance per fact cost more than its row."""
+
+    at: dt.datetime
+    type: str
+    actor: str
+    task_id: int | None
+    plan_id: uuid.UUID | None
+    attempt_id: uuid.UUID | None
+    data: dict[str, Any]
+
+
 def ledger_append(
     *,
     type: str,
@@ -43,29 +56,24 @@ def ledger_append(
     attempt_id: uuid.UUID | None = None,
     data: dict[str, Any] | None = None,
     at: dt.datetime | None = None,
-) -> Event:
-    event = Event(
-        type=type,
-        actor=actor,
-        task_id=task_id,
-        plan_id=plan_id,
-        attempt_id=attempt_id,
-        data=_jsonable(data or {}),
-        at=at or timezone.now(),
-    )
+) -> Event | PendingEvent:
+    """Append one fact. Inside ``ledger_batch`` it is written with the
+    others when the block ends (and returned as a ``PendingEvent``)."""
+    fact = PendingEvent(at or timezone.now(), type, actor, task_id, plan_id, attempt_id, _jsonable(data or {}))
     pending = _batch.get()
     if pending is not None:
-        pending.append(event)
-    else:
-        event.save(force_insert=True)
+        pending.append(fact)
+        return fact
+    event = Event(**fact._asdict())
+    event.save(force_insert=True)
     return event
 
 
-_batch: contextvars.ContextVar[list[Event] | None] = contextvars.ContextVar("ledger_batch", default=None)
+_batch: contextvars.ContextVar[list[PendingEvent] | None] = contextvars.ContextVar("ledger_batch", default=None)
 
 
 @contextmanager
-def ledger_batch() -> Iterator[list[Event]]:
+def ledger_batch() -> Iterator[list[PendingEvent]]:
     """Collect the events appended inside the block and write them with one
     INSERT when it ends: one round trip instead of one per fact. PostgreSQL
     numbers the rows of one INSERT in list order, so ids keep the order of the
@@ -76,7 +84,7 @@ def ledger_batch() -> Iterator[list[Event]]:
     if outer is not None:
         yield outer
         return
-    pending: list[Event] = []
+    pending: list[PendingEvent] = []
     token = _batch.set(pending)
     try:
         yield pending
@@ -86,13 +94,13 @@ def ledger_batch() -> Iterator[list[Event]]:
         _insert_events(pending)
 
 
-def _insert_events(events: list[Event]) -> None:
+def _insert_events(events: list[PendingEvent]) -> None:
     """One INSERT of column arrays. ``bulk_create`` does the same on
     PostgreSQL but spends more Python per row than the database spends on it
     (a batch of 100 reports appends about 250 events); the rows' ids are not
     read back because nothing reads an event appended in the same block."""
     if connection.vendor != "postgresql":
-        Event.objects.bulk_create(events)
+        Event.objects.bulk_create([Event(**e._asdict()) for e in events])
         return
     columns = {
         "at": ("timestamptz", [e.at for e in events]),

@@ -268,11 +268,31 @@ def _native_id_pairs(
     return pairs
 
 
-def _retired_rows(task: PlanningTask, pairs: dict[tuple[str, str], Attempt], now: dt.datetime) -> list[RetiredNativeId]:
-    return [
-        RetiredNativeId(kind=kind, value=value, task_id=task.id, attempt_id=attempt.id, retired_at=now)
-        for (kind, value), attempt in pairs.items()
-    ]
+def _retired_rows(task: PlanningTask, pairs: dict[tuple[str, str], Attempt], now: dt.datetime) -> list[tuple]:
+    """(kind, value, task id, attempt id, retired at) for ``_insert_retired``."""
+    return [(kind, value, task.id, attempt.id, now) for (kind, value), attempt in pairs.items()]
+
+
+def _insert_retired(rows: list[tuple]) -> None:
+    """Retire native ids: one INSERT of column arrays; an id retired already
+    stays as it was (first retirement wins). A model instance per id cost the
+    reconcile pass more Python than the rows cost PostgreSQL."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        RetiredNativeId.objects.bulk_create(
+            [RetiredNativeId(kind=k, value=v, task_id=t, attempt_id=a, retired_at=at) for k, v, t, a, at in rows],
+            ignore_conflicts=True,
+        )
+        return
+    kinds, values, tasks, attempts, times = (list(column) for column in zip(*rows, strict=True))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {RetiredNativeId._meta.db_table} (kind, value, task_id, attempt_id, retired_at)"  # noqa: S608
+            " SELECT * FROM unnest(%s::varchar[], %s::varchar[], %s::bigint[], %s::uuid[], %s::timestamptz[])"
+            " ON CONFLICT DO NOTHING",
+            [kinds, values, tasks, attempts, times],
+        )
 
 
 def _retire_native_ids(
@@ -287,7 +307,7 @@ def _retire_native_ids(
     pairs = _native_id_pairs(attempts, trust_links=trust_links)
     if not pairs:
         return []
-    RetiredNativeId.objects.bulk_create(_retired_rows(task, pairs, now), ignore_conflicts=True)
+    _insert_retired(_retired_rows(task, pairs, now))
     return sorted(value for _, value in pairs)
 
 
@@ -751,7 +771,7 @@ def task_rerun_many(
                 "attempt_id", "native_task_id", "native_run_id"
             ):
                 bound[row[0]].append(row)
-        retired_rows: list[RetiredNativeId] = []
+        retired_rows: list[tuple] = []
         superseded_fields: list[str] = ["superseded_at", "superseded_by"]
         created: dict[int, Attempt] = {}
         moved: list[PlanningTask] = []  # status changed (a superseded launch_requested task keeps its status)
@@ -783,8 +803,7 @@ def task_rerun_many(
                 )
                 if "status" in task_fields:
                     moved.append(task)
-        if retired_rows:
-            RetiredNativeId.objects.bulk_create(retired_rows, ignore_conflicts=True)
+        _insert_retired(retired_rows)
         # The superseded rows first (one current attempt per task is checked
         # at once, the foreign key to the new attempt only at commit); a
         # cancelled one gets its status and failure in the same UPDATE.
@@ -1034,7 +1053,7 @@ def task_retry_or_block_many(*, task_ids: list[int], actor: str = "system") -> l
                 "attempt_id", "native_task_id", "native_run_id"
             ):
                 bound[row[0]].append(row)
-        retired_rows: list[RetiredNativeId] = []
+        retired_rows: list[tuple] = []
         changed: list[PlanningTask] = []
         with ledger_batch():
             for task in todo:
@@ -1053,8 +1072,7 @@ def task_retry_or_block_many(*, task_ids: list[int], actor: str = "system") -> l
                     event_data=None, pending=(new_attempts, superseded),
                 )
                 changed.append(task)
-        if retired_rows:
-            RetiredNativeId.objects.bulk_create(retired_rows, ignore_conflicts=True)
+        _insert_retired(retired_rows)
         # The superseded rows first: one current attempt per task is checked
         # at once, the foreign key to the new attempt only at commit.
         if superseded:
