@@ -3,8 +3,9 @@
 
 Simulated executors pick up launched tasks, report their native runs,
 heartbeat, record phases and finish (some fail, some fall silent and
-stall); simulated operators rerun, repair and cancel at random (sometimes
-repeating an Idempotency-Key); a stale executor keeps reporting the runs of
+stall); simulated operators rerun (one task, or several in one
+``POST /reruns/``), repair and cancel at random (sometimes repeating an
+Idempotency-Key); a stale executor keeps reporting the runs of
 superseded attempts, under their old ids, under fresh ids that claim the old
 attempt, and as legacy runs without an attempt id; reconciliation passes run
 alongside. Bounded by time and by requests. At the end it checks, and
@@ -192,6 +193,7 @@ class Soak:
     def operator(self, rng: random.Random) -> None:
         s = self.session("operator")
         keys: list[tuple[str, str, dict, str]] = []
+        bulk_keys: list[tuple[str, dict, list[str]]] = []
         while not self.done():
             page = self.call(s, "list tasks", "GET", "/api/v1/tasks/", params={"page_size": 200})
             if page.status_code != 200 or not page.json()["results"]:
@@ -208,6 +210,8 @@ class Soak:
                 if r.status_code != 201 or r.json().get("id") != first_id:
                     with self.stats.lock:
                         self.stats.replays_that_differed.append(f"{k_slug} {key}: {r.status_code} {r.text[:200]}")
+            elif roll < 0.14:
+                self.bulk_rerun(s, rng, page.json()["results"], bulk_keys)
             elif status in ("failed", "blocked", "cancelled") or (status in ("running", "launch_requested") and roll < 0.4):
                 body = {"reason": "soak rerun", "override_budget": rng.random() < 0.5,
                         "supersede_active": status in ("running", "launch_requested")}
@@ -222,6 +226,30 @@ class Soak:
             elif roll < 0.75:
                 self.call(s, "cancel", "POST", f"/api/v1/tasks/{slug}/cancel/", json={"reason": "soak cancel"})
             time.sleep(rng.uniform(0.05, 0.25))
+
+    def bulk_rerun(self, s: requests.Session, rng: random.Random, tasks: list[dict],
+                   keys: list[tuple[str, dict, list[str]]]) -> None:
+        """``POST /reruns/`` of a few rerunnable tasks, keyed; sometimes the
+        repeat of an earlier one, which must give back the first answer. A
+        409 is expected when another operator or an executor moved one of
+        them first: the whole request then changes nothing."""
+        if keys and rng.random() < 0.3:
+            key, body, first_ids = rng.choice(keys)
+            r = self.call(s, "bulk rerun (repeated key)", "POST", "/api/v1/reruns/", json=body,
+                          headers={"Idempotency-Key": key})
+            if r.status_code != 201 or [a["id"] for a in r.json()["results"]] != first_ids:
+                with self.stats.lock:
+                    self.stats.replays_that_differed.append(f"bulk {key}: {r.status_code} {r.text[:200]}")
+            return
+        rerunnable = [t["slug"] for t in tasks if t["status"] not in ("draft", "succeeded")]
+        if not rerunnable:
+            return
+        body = {"tasks": rng.sample(rerunnable, min(len(rerunnable), rng.randint(2, 6))),
+                "reason": "soak bulk rerun", "override_budget": True, "supersede_active": True}
+        key = uuid.uuid4().hex
+        r = self.call(s, "bulk rerun", "POST", "/api/v1/reruns/", json=body, headers={"Idempotency-Key": key})
+        if r.status_code == 201:
+            keys.append((key, body, [a["id"] for a in r.json()["results"]]))
 
     # -- reconciliation --
 
