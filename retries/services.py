@@ -95,6 +95,41 @@ def _lock_current_attempt(task: PlanningTask) -> Attempt | None:
     )
 
 
+def _lock_tasks(**lookup: Any) -> list[PlanningTask]:
+    """Many task rows, locked in id order in one statement (two sets locked
+    at once then wait for each other instead of deadlocking), with what a
+    transition reads of their relations."""
+    return list(
+        PlanningTask.objects.select_for_update(of=("self",))
+        .select_related("procedure", "project__owner", "plan", "assignee")
+        .filter(**lookup)
+        .order_by("id")
+    )
+
+
+def _lock_current_attempts(tasks: list[PlanningTask]) -> dict[int, Attempt]:
+    """The current attempts of locked tasks, locked next (task -> attempt)."""
+    return {
+        a.task_id: a
+        for a in Attempt.objects.select_for_update(of=("self",))
+        .select_related("requested_assignee")
+        .filter(task_id__in=[t.id for t in tasks], superseded_at__isnull=True)
+        .order_by("task_id")
+    }
+
+
+def _bound_runs(attempts: list[Attempt]) -> dict[uuid.UUID, list[tuple]]:
+    """``(attempt_id, native_task_id, native_run_id)`` of the runs bound to
+    these attempts, by attempt, in one query (see ``_native_id_pairs``)."""
+    bound: dict[uuid.UUID, list[tuple]] = defaultdict(list)
+    if attempts:
+        for row in NativeRun.objects.filter(attempt_id__in=[a.id for a in attempts]).values_list(
+            "attempt_id", "native_task_id", "native_run_id"
+        ):
+            bound[row[0]].append(row)
+    return bound
+
+
 # Batches defer plan refreshes to their end so that no plan row is locked
 # before a later task row (that would break the lock order and could deadlock).
 _deferred_plans: contextvars.ContextVar[dict | None] = contextvars.ContextVar("deferred_plans", default=None)
@@ -726,12 +761,7 @@ def task_rerun_many(
     new_attempts: list[Attempt] = []
     superseded: list[Attempt] = []
     with transaction.atomic(), deferred_plan_refresh():
-        tasks = list(
-            PlanningTask.objects.select_for_update(of=("self",))
-            .select_related("procedure", "project__owner", "plan", "assignee")
-            .filter(slug__in=slugs)
-            .order_by("id")
-        )
+        tasks = _lock_tasks(slug__in=slugs)
         now = timezone.now()
         by_slug = {t.slug: t for t in tasks}
         missing = [s for s in slugs if s not in by_slug]
@@ -743,13 +773,7 @@ def task_rerun_many(
         replay = _bulk_idempotency_lookup(tasks, by_slug, slugs, idempotency_key, fingerprint, now)
         if replay is not None:
             return replay
-        currents = {
-            a.task_id: a
-            for a in Attempt.objects.select_for_update(of=("self",))
-            .select_related("requested_assignee")
-            .filter(task_id__in=[t.id for t in tasks], superseded_at__isnull=True)
-            .order_by("task_id")
-        }
+        currents = _lock_current_attempts(tasks)
         refusals = {
             t.slug: refusal
             for t in tasks
@@ -764,13 +788,7 @@ def task_rerun_many(
             )
         # Links are trusted as in a single rerun: only attempts with native
         # ids can have a bound run, read for all of them in one query.
-        linked = [a.id for a in currents.values() if a.native_task_id or a.native_run_id]
-        bound: dict[uuid.UUID, list[tuple]] = defaultdict(list)
-        if linked:
-            for row in NativeRun.objects.filter(attempt_id__in=linked).values_list(
-                "attempt_id", "native_task_id", "native_run_id"
-            ):
-                bound[row[0]].append(row)
+        bound = _bound_runs([a for a in currents.values() if a.native_task_id or a.native_run_id])
         retired_rows: list[tuple] = []
         superseded_fields: list[str] = ["superseded_at", "superseded_by"]
         created: dict[int, Attempt] = {}
@@ -1026,33 +1044,18 @@ def task_retry_or_block_many(*, task_ids: list[int], actor: str = "system") -> l
     new_attempts: list[Attempt] = []
     superseded: list[Attempt] = []
     with transaction.atomic(), deferred_plan_refresh():
-        tasks = list(
-            PlanningTask.objects.select_for_update(of=("self",))
-            .select_related("procedure", "project__owner", "plan", "assignee")
-            .filter(id__in=ids)
-            .order_by("id")
-        )
+        tasks = _lock_tasks(id__in=ids)
         now = timezone.now()
-        currents = {
-            a.task_id: a
-            for a in Attempt.objects.select_for_update(of=("self",))
-            .select_related("requested_assignee")
-            .filter(task_id__in=[t.id for t in tasks], superseded_at__isnull=True)
-            .order_by("task_id")
-        }
+        currents = _lock_current_attempts(tasks)
         todo = [t for t in tasks if not _retry_skipped(t, currents.get(t.id))]
         retry = [t for t in todo if t.attempt_count < t.max_attempts]
         passed = _passed_phases_of_chains([t.id for t in retry]) if retry else {}
         # The current attempt is failed (terminal), so a retry cancels nothing
         # and, links being trusted, only attempts with native ids can have a
         # bound run to look up.
-        linked = [currents[t.id].id for t in retry if currents[t.id].native_task_id or currents[t.id].native_run_id]
-        bound: dict[uuid.UUID, list[tuple]] = defaultdict(list)
-        if linked:
-            for row in NativeRun.objects.filter(attempt_id__in=linked).values_list(
-                "attempt_id", "native_task_id", "native_run_id"
-            ):
-                bound[row[0]].append(row)
+        bound = _bound_runs(
+            [currents[t.id] for t in retry if currents[t.id].native_task_id or currents[t.id].native_run_id]
+        )
         retired_rows: list[tuple] = []
         changed: list[PlanningTask] = []
         with ledger_batch():

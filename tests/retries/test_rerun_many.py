@@ -1,7 +1,6 @@
 """The bulk rerun (``task_rerun_many``) gives every task what a single
 rerun gives it, all or nothing, in a fixed number of statements."""
 
-import json
 import threading
 
 import pytest
@@ -9,10 +8,11 @@ from django.db import close_old_connections, connection
 from django.test.utils import CaptureQueriesContext
 
 from missioncontrol.errors import ServiceError
-from planning.models import Event, Plan, PlanningTask
+from planning.models import Plan, PlanningTask
 from retries import services
 from retries.models import Attempt, IdempotencyKey, RetiredNativeId
 from tests.factories import AgentFactory, PlanFactory, ProjectFactory, TaskFactory
+from tests.retries.compare import last_event_id, outcome
 from tests.steps import current, fail_current, launch, report
 
 pytestmark = pytest.mark.django_db
@@ -57,62 +57,23 @@ def _build(p: str) -> tuple[dict[str, PlanningTask], dict[str, Plan]]:
     return tasks, plans
 
 
-def _normal(value, p: str):
-    if isinstance(value, dict):
-        value = {k: v for k, v in value.items() if k not in ("superseded_by", "supersedes", "at")}
-    return json.loads(json.dumps(value, default=str).replace(f"{p}-", "X-"))
-
-
-def _outcome(p: str, tasks: dict[str, PlanningTask], plans: dict[str, Plan], since: int) -> dict:
-    role_of_task = {t.id: role for role, t in tasks.items()}
-    role_of_plan = {plan.id: role for role, plan in plans.items()}
-    result: dict = {"tasks": {}, "plans": {}, "events": {}}
-    for role, task in tasks.items():
-        task.refresh_from_db()
-        attempts = [
-            (
-                a.number, a.kind, a.resume_phase, a.requested_assignee.name if a.requested_assignee else None,
-                a.status, a.superseded_at is not None, a.reason, a.requested_by, a.failure_kind,
-                a.failure_message, a.finished_at is not None,
-            )
-            for a in Attempt.objects.filter(task=task).select_related("requested_assignee").order_by("number")
-        ]
-        retired = sorted(
-            (kind, _normal(value, p))
-            for kind, value in RetiredNativeId.objects.filter(task=task).values_list("kind", "value")
-        )
-        result["tasks"][role] = (task.status, task.attempt_count, _normal(attempts, p), retired)
-    for role, plan in plans.items():
-        plan.refresh_from_db()
-        result["plans"][role] = (plan.status, plan.paused_at is not None)
-    for event in Event.objects.filter(id__gt=since).order_by("id"):
-        key = ("task", role_of_task[event.task_id]) if event.task_id is not None else ("plan", role_of_plan[event.plan_id])
-        entry = (event.type, event.actor, event.attempt_id is None, event.plan_id is None, _normal(event.data, p))
-        result["events"].setdefault(key, []).append(entry)
-    return result
-
-
-def _last_event_id() -> int:
-    return Event.objects.order_by("-id").values_list("id", flat=True).first() or 0
-
-
 ARGS = {"actor": "operator", "reason": "rerun them all", "override_budget": True, "supersede_active": True}
 
 
 def test_many_does_what_single_reruns_do_task_for_task():
     single_tasks, single_plans = _build("a")
-    since = _last_event_id()
+    since = last_event_id()
     single_new = [
         services.task_rerun(slug=t.slug, **ARGS).attempt
         for t in sorted(single_tasks.values(), key=lambda t: t.id)
     ]
-    single = _outcome("a", single_tasks, single_plans, since)
+    single = outcome("a", single_tasks, single_plans, since)
 
     many_tasks, many_plans = _build("b")
-    since = _last_event_id()
+    since = last_event_id()
     slugs = [t.slug for t in reversed(many_tasks.values())]
     results = services.task_rerun_many(slugs=slugs, **ARGS)
-    many = _outcome("b", many_tasks, many_plans, since)
+    many = outcome("b", many_tasks, many_plans, since)
 
     # Results follow the request's order; every one is a new attempt.
     assert [r.attempt.task.slug for r in results] == slugs
@@ -138,15 +99,15 @@ def test_one_refusal_refuses_all_and_changes_nothing():
     report(done, status="succeeded", native_run_id="nr-done", attempt=attempt)
     active = TaskFactory(slug="active")
     launch(active)
-    draft = TaskFactory(slug="draft")
-    since = _last_event_id()
+    TaskFactory(slug="draft")
+    since = last_event_id()
 
     with pytest.raises(ServiceError) as exc:
         services.task_rerun_many(slugs=["ok", "done", "active", "draft"], actor="operator", reason="all")
     assert exc.value.code == "rerun_refused" and exc.value.http_status == 409
     assert {slug: msgs[0].split(":")[0] for slug, msgs in exc.value.errors.items()} == {
         "done": "use_repair", "active": "attempt_active", "draft": "not_launched"}
-    assert _last_event_id() == since
+    assert last_event_id() == since
     ok.refresh_from_db()
     assert Attempt.objects.filter(task=ok).count() == 1 and ok.status == TS.FAILED
 
@@ -157,7 +118,7 @@ def test_one_refusal_refuses_all_and_changes_nothing():
         with pytest.raises(ServiceError) as exc:
             services.task_rerun_many(slugs=slugs, actor="operator", reason=reason)
         assert exc.value.code == "invalid"
-    assert _last_event_id() == since
+    assert last_event_id() == since
 
 
 def test_a_key_replays_the_first_bulk_rerun_and_refuses_another_body():
@@ -167,12 +128,12 @@ def test_a_key_replays_the_first_bulk_rerun_and_refuses_another_body():
     slugs = [t.slug for t in tasks]
     first = services.task_rerun_many(slugs=slugs, actor="operator", reason="again", idempotency_key="k1")
     assert IdempotencyKey.objects.filter(key="k1").count() == 3
-    since = _last_event_id()
+    since = last_event_id()
     again = services.task_rerun_many(slugs=list(reversed(slugs)), actor="operator", reason="again",
                                      idempotency_key="k1")
     assert all(r.replayed and not r.created for r in again)
     assert [r.attempt.id for r in again] == [r.attempt.id for r in reversed(first)]
-    assert _last_event_id() == since
+    assert last_event_id() == since
     with pytest.raises(ServiceError) as exc:
         services.task_rerun_many(slugs=slugs, actor="operator", reason="other reason", idempotency_key="k1")
     assert exc.value.code == "idempotency_key_reused" and exc.value.http_status == 422

@@ -1,17 +1,17 @@
 """The set-based retry of the reconcile pass does what the per-task service
 does, task for task, in a fixed number of statements (issue 7, P3)."""
 
-import json
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from planning import services as planning_services
-from planning.models import Event, Plan, PlanningTask
+from planning.models import Plan, PlanningTask
 from retries import services
 from retries.models import Attempt, RetiredNativeId
 from tests.factories import AgentFactory, PlanFactory, ProjectFactory, TaskFactory
+from tests.retries.compare import last_event_id, outcome
 from tests.steps import fail_current, launch
 
 pytestmark = pytest.mark.django_db
@@ -95,66 +95,23 @@ def _build(p: str) -> tuple[dict[str, PlanningTask], dict[str, Plan]]:
     return tasks, plans
 
 
-def _normal(value, p: str):
-    """Data without ids and times, and without the copy's prefix."""
-    if isinstance(value, dict):
-        value = {k: v for k, v in value.items() if k not in ("superseded_by", "supersedes", "at")}
-    return json.loads(json.dumps(value, default=str).replace(f"{p}-", "X-"))
-
-
-def _outcome(p: str, tasks: dict[str, PlanningTask], plans: dict[str, Plan], since: int) -> dict:
-    role_of_task = {t.id: role for role, t in tasks.items()}
-    role_of_plan = {plan.id: role for role, plan in plans.items()}
-    result: dict = {"tasks": {}, "plans": {}, "events": {}, "order": []}
-    for role, task in tasks.items():
-        task.refresh_from_db()
-        attempts = [
-            (
-                a.number, a.kind, a.resume_phase, a.requested_assignee.name if a.requested_assignee else None,
-                a.status, a.superseded_at is not None, a.reason, a.requested_by,
-            )
-            for a in Attempt.objects.filter(task=task).select_related("requested_assignee").order_by("number")
-        ]
-        retired = sorted(
-            (kind, _normal(value, p))
-            for kind, value in RetiredNativeId.objects.filter(task=task).values_list("kind", "value")
-        )
-        result["tasks"][role] = (task.status, task.attempt_count, _normal(attempts, p), retired)
-    for role, plan in plans.items():
-        plan.refresh_from_db()
-        result["plans"][role] = (plan.status, plan.paused_at is not None)
-    for event in Event.objects.filter(id__gt=since).order_by("id"):
-        if event.task_id is not None:
-            key = ("task", role_of_task[event.task_id])
-        else:
-            key = ("plan", role_of_plan[event.plan_id])
-        entry = (event.type, event.actor, event.attempt_id is None, event.plan_id is None, _normal(event.data, p))
-        result["events"].setdefault(key, []).append(entry)
-        result["order"].append((key, event.type))
-    return result
-
-
-def _last_event_id() -> int:
-    return Event.objects.order_by("-id").values_list("id", flat=True).first() or 0
-
-
 def test_many_does_what_the_single_path_does_task_for_task():
     single_tasks, single_plans = _build("a")
-    since = _last_event_id()
+    since = last_event_id()
     with services.deferred_plan_refresh():
         single_new = [
             attempt
             for task_id in sorted(t.id for t in single_tasks.values())
             if (attempt := services.task_retry_or_block(task_id=task_id)) is not None
         ]
-    single = _outcome("a", single_tasks, single_plans, since)
+    single = outcome("a", single_tasks, single_plans, since)
 
     many_tasks, many_plans = _build("b")
-    since = _last_event_id()
+    since = last_event_id()
     # Unordered, with a repeat: the service sorts and dedupes.
     ids = [t.id for t in many_tasks.values()]
     many_new = services.task_retry_or_block_many(task_ids=[*reversed(ids), ids[0]])
-    many = _outcome("b", many_tasks, many_plans, since)
+    many = outcome("b", many_tasks, many_plans, since)
 
     assert [a.task.slug[2:] for a in many_new] == [a.task.slug[2:] for a in single_new]
     assert many["tasks"] == single["tasks"]
@@ -177,10 +134,10 @@ def test_many_does_what_the_single_path_does_task_for_task():
 def test_many_with_nothing_to_do_writes_nothing():
     task = TaskFactory()
     launch(task)
-    since = _last_event_id()
+    since = last_event_id()
     assert services.task_retry_or_block_many(task_ids=[task.id, 999_999_999]) == []
     assert services.task_retry_or_block_many(task_ids=[]) == []
-    assert _last_event_id() == since
+    assert last_event_id() == since
     assert Attempt.objects.filter(task=task).count() == 1
 
 
