@@ -1,0 +1,71 @@
+"""``missioncontrol.db``: the set-based UPDATE writes what the ORM's
+``bulk_update`` would, and unique lookups find one row or none."""
+
+import datetime as dt
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from missioncontrol.db import bulk_update_unnest, unique_or_none
+from planning.models import PlanningTask
+from retries.models import Attempt
+from tests.factories import AgentFactory, TaskFactory
+from tests.steps import launch
+
+pytestmark = pytest.mark.django_db
+
+
+def _attempts(n: int) -> list[Attempt]:
+    return [launch(TaskFactory()) for _ in range(n)]
+
+
+# It writes rows around the services on purpose, so the ledger disagrees.
+@pytest.mark.damages_rows
+def test_writes_each_row_its_own_values_in_one_statement():
+    attempts = _attempts(3)
+    agent = AgentFactory(name="frozen")
+    when = timezone.now() - dt.timedelta(hours=1)
+    # Mixed values per row: text, NULL, a foreign key, a time and an enum.
+    attempts[0].failure_message, attempts[0].requested_assignee, attempts[0].started_at = "boom", agent, when
+    attempts[1].failure_message, attempts[1].requested_assignee, attempts[1].started_at = "", None, None
+    attempts[2].failure_message, attempts[2].status = "x" * 500, Attempt.Status.LAUNCHING
+    untouched = {a.id: a.reason for a in attempts}
+    attempts[2].reason = "not in the field list: must not be written"
+
+    with CaptureQueriesContext(connection) as queries:
+        bulk_update_unnest(attempts, ["failure_message", "requested_assignee", "started_at", "status"])
+    assert len(queries.captured_queries) == 1
+
+    rows = {a.id: a for a in Attempt.objects.filter(id__in=[a.id for a in attempts])}
+    first, second, third = (rows[a.id] for a in attempts)
+    assert (first.failure_message, first.requested_assignee_id, first.started_at) == ("boom", agent.id, when)
+    assert (second.failure_message, second.requested_assignee_id, second.started_at) == ("", None, None)
+    assert (third.failure_message, third.status) == ("x" * 500, Attempt.Status.LAUNCHING)
+    assert {a.id: a.reason for a in rows.values()} == untouched
+
+
+def test_nothing_to_write_is_no_statement():
+    attempts = _attempts(1)
+    with CaptureQueriesContext(connection) as queries:
+        bulk_update_unnest([], ["status"])
+        bulk_update_unnest(attempts, [])
+    assert queries.captured_queries == []
+
+
+def test_json_columns_take_the_orm_path():
+    task = TaskFactory(params={"a": 1})
+    task.params = {"b": [1, 2], "c": None}
+    bulk_update_unnest([task], ["params"])
+    task.refresh_from_db()
+    assert task.params == {"b": [1, 2], "c": None}
+
+
+def test_unique_or_none_finds_one_row_or_none_without_ordering():
+    task = TaskFactory(slug="only-one")
+    with CaptureQueriesContext(connection) as queries:
+        found = unique_or_none(PlanningTask.objects.filter(slug="only-one"))
+    assert found == task
+    assert "ORDER BY" not in queries.captured_queries[0]["sql"]
+    assert unique_or_none(PlanningTask.objects.filter(slug="none-such")) is None
