@@ -725,6 +725,7 @@ def task_rerun_many(
     override_budget: bool = False,
     supersede_active: bool = False,
     idempotency_key: str | None = None,
+    plan_id: uuid.UUID | None = None,
 ) -> list[AttemptResult]:
     """``task_rerun`` for many tasks at once, all or nothing: the operator's
     "rerun these failed tasks". Each task gets exactly the rows and ledger
@@ -738,7 +739,9 @@ def task_rerun_many(
     With ``idempotency_key`` every task keeps a record under that key (the
     fingerprint covers the whole request), so a repeat finds all of them and
     creates nothing; the first response is stored on the record of the
-    lowest task id (``idempotency_store_bulk_response``)."""
+    lowest task id (``idempotency_store_bulk_response``). With ``plan_id``
+    every task must belong to that plan (the dashboard's "rerun this plan's
+    failed tasks"), checked on the locked rows."""
     reason = _check_reason(reason)
     if not slugs:
         raise invalid({"tasks": ["Give at least one task."]})
@@ -756,6 +759,7 @@ def task_rerun_many(
             "assignee": assignee or None,
             "override_budget": bool(override_budget),
             "supersede_active": bool(supersede_active),
+            "plan": plan_id,
         },
     )
     new_attempts: list[Attempt] = []
@@ -770,6 +774,13 @@ def task_rerun_many(
                 "not_found", f"{len(missing)} of {len(slugs)} tasks do not exist; none was rerun.", status=404,
                 errors={s: ["No task with this slug."] for s in missing},
             )
+        if plan_id is not None:
+            outside = [t.slug for t in tasks if t.plan_id != plan_id]
+            if outside:
+                raise invalid(
+                    {"tasks": [f"Not in this plan: {', '.join(sorted(outside))}."]},
+                    "Some of these tasks are not in the plan; none was rerun.",
+                )
         replay = _bulk_idempotency_lookup(tasks, by_slug, slugs, idempotency_key, fingerprint, now)
         if replay is not None:
             return replay

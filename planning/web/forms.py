@@ -10,6 +10,7 @@ from django import forms
 from planning.models import Agent, PlanningTask
 from planning.selectors_web import BoardFilters, FilterOptions
 from retries.models import NativeRun
+from retries.services import MAX_BULK_RERUN
 
 REASON_ERRORS = {"required": "Give a reason: it is kept in the ledger."}
 
@@ -127,6 +128,37 @@ class RerunForm(_AttemptForm):
 
 class RepairForm(_AttemptForm):
     pass
+
+
+class SlugListField(forms.Field):
+    """The task slugs a page listed, sent back as repeated hidden inputs."""
+
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value) -> list[str]:
+        if not value:
+            return []
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise forms.ValidationError("Send a list of task slugs.")
+        return list(value)
+
+    def validate(self, value: list[str]) -> None:
+        super().validate(value)
+        if len(value) > MAX_BULK_RERUN:
+            raise forms.ValidationError(f"At most {MAX_BULK_RERUN} tasks at once.")
+        if len(set(value)) != len(value):
+            raise forms.ValidationError("Each task once.")
+
+
+class PlanRerunForm(forms.Form):
+    """Rerun together the failed and blocked tasks a plan's card listed:
+    exactly those, so what the operator saw is what is rerun. The key is made
+    when the card is rendered, so a double submit reruns them once."""
+
+    tasks = SlugListField(error_messages={"required": "No task to rerun."})
+    reason = forms.CharField(max_length=2000, error_messages=REASON_ERRORS)
+    override_budget = forms.BooleanField(required=False, label="Go past the attempt budget (blocked tasks need it)")
+    idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=200)
 
 
 class CancelForm(forms.Form):

@@ -12,6 +12,7 @@ urlpatterns = [
     path("tasks/<str:slug>/launch/", views.task_launch, name="task_launch"),
     path("plans/", views.plans, name="plans"),
     path("plans/<uuid:plan_id>/resume/", views.plan_resume, name="plan_resume"),
+    path("plans/<uuid:plan_id>/rerun/", views.plan_rerun, name="plan_rerun"),
     path("native-runs/", views.native_runs, name="native_runs"),
     path(
         "accounts/login/",

@@ -28,7 +28,16 @@ from planning.models import PlanningTask
 from planning.selectors import plan_list_with_projection
 from retries import services as retry_services
 
-from .forms import BoardFilterForm, CancelForm, LaunchForm, NativeRunFilterForm, RepairForm, RerunForm
+from .forms import (
+    BoardFilterForm,
+    CancelForm,
+    LaunchForm,
+    NativeRunFilterForm,
+    PlanRerunForm,
+    RepairForm,
+    RerunForm,
+    new_idempotency_key,
+)
 
 BOARD_PAGE_SIZE = 50
 PLANS_PAGE_SIZE = 20
@@ -348,6 +357,10 @@ def task_launch(request: HttpRequest, slug: str) -> HttpResponse:
 def plans(request: HttpRequest) -> HttpResponse:
     page = Paginator(sel.plans_queryset(), PLANS_PAGE_SIZE).get_page(request.GET.get("page"))
     page.object_list = plan_list_with_projection(page.object_list)
+    for plan in page.object_list:
+        # One key per rendered card: submitting it twice reruns its tasks once.
+        plan.rerun_key = new_idempotency_key()
+        plan.rerun_needs_override = any(f["attempt_number"] >= f["max_attempts"] for f in plan.failed_tasks)
     context = {
         **_base_context(request, "plans"),
         "page": page,
@@ -368,6 +381,36 @@ def plan_resume(request: HttpRequest, plan_id: uuid.UUID) -> HttpResponse:
         messages.error(request, exc.detail)
     else:
         messages.success(request, f"Plan {plan.name} resumed; it is {plan.status} now.")
+    return redirect(reverse("plans") + f"#plan-{plan_id}")
+
+
+@require_POST
+@role_required(OPERATOR)
+def plan_rerun(request: HttpRequest, plan_id: uuid.UUID) -> HttpResponse:
+    """Rerun the failed and blocked tasks a plan's card listed, together
+    (all or nothing, see ``task_rerun_many``)."""
+    form = PlanRerunForm(request.POST)
+    if not form.is_valid():
+        problems = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items())
+        messages.error(request, f"Nothing was rerun: {problems}")
+    else:
+        data = form.cleaned_data
+        try:
+            results = retry_services.task_rerun_many(
+                slugs=data["tasks"],
+                actor=actor_name(request.user),
+                reason=data["reason"],
+                override_budget=data["override_budget"],
+                idempotency_key=data["idempotency_key"],
+                plan_id=plan_id,
+            )
+        except ServiceError as exc:
+            reasons = "; ".join(f"{key}: {' '.join(msgs)}" for key, msgs in (exc.errors or {}).items())
+            messages.error(request, f"{exc.detail} {reasons}".strip())
+        else:
+            started = ", ".join(f"{r.attempt.task.slug} #{r.attempt.number}" for r in results)
+            verb = "already rerun by this form" if results[0].replayed else "rerun"
+            messages.success(request, f"{len(results)} task(s) {verb}: {started}.")
     return redirect(reverse("plans") + f"#plan-{plan_id}")
 
 

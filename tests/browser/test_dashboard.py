@@ -205,3 +205,31 @@ def test_plans_and_native_runs_pages_for_reconciliation_triage(live_server, page
     expect(page.locator("table.tasks tbody tr")).to_have_count(1)
     expect(page).to_have_url(re.compile(r"q=retention"))
     expect(page.locator("table.tasks")).to_contain_text(s.blocked.slug)
+
+
+def test_operator_reruns_a_plans_failures_together_from_its_card(live_server, page, screenshot):
+    s = scene.build()
+    before = {t.slug: t.attempt_count for t in (s.failed, s.failed_too, s.blocked)}
+    make_user("olga", "operator")
+    login(page, live_server.url, "olga")
+
+    page.get_by_role("link", name="Plans").click()
+    card = page.locator("article.plan", has_text="nightly-indexes")
+    button = card.get_by_role("button", name="Rerun these 3 tasks")
+    expect(button).to_be_visible()
+    # The reason is required: the browser refuses the empty form.
+    button.click()
+    assert card.locator('input[name="reason"]').evaluate("e => e.validity.valueMissing")
+    expect(page.locator(".messages")).to_have_count(0)
+    card.locator('input[name="reason"]').fill("lock timeout raised on protocol_store")
+    card.get_by_label("Go past the attempt budget").check()
+    screenshot(page, "plan_bulk_rerun")
+    button.click()
+
+    expect(page.locator(".messages")).to_contain_text("3 task(s) rerun")
+    for task in (s.failed, s.failed_too, s.blocked):
+        task.refresh_from_db()
+        assert (task.status, task.attempt_count) == ("launch_requested", before[task.slug] + 1)
+        assert Attempt.objects.get(task=task, superseded_at__isnull=True).reason == (
+            "lock timeout raised on protocol_store")
+    expect(page.locator("article.plan", has_text="nightly-indexes")).to_contain_text("No failed task.")

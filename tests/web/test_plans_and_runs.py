@@ -124,3 +124,72 @@ def test_pages_change_nothing(viewer_client):
     for url in (reverse("plans"), reverse("native_runs"), reverse("board")):
         viewer_client.get(url)
     assert snapshot(task) == before
+
+
+def _plan_with_failures() -> tuple[Plan, list]:
+    project = ProjectFactory()
+    plan = PlanFactory(project=project, name="wave", on_error=Plan.OnError.CONTINUE)
+    failed = [phase_failed_task(project=project, plan=plan, slug=f"wave-{i}") for i in range(2)]
+    blocked = TaskFactory(project=project, plan=plan, slug="wave-blocked", max_attempts=1)
+    fail_current(blocked)
+    services.task_retry_or_block(task_id=blocked.id)  # past its budget: blocked
+    blocked.refresh_from_db()
+    assert blocked.status == "blocked"
+    return plan, [*failed, blocked]
+
+
+def _rerun_form(html: str, plan: Plan) -> dict:
+    card = plan_card(html, plan)
+    return {
+        "tasks": re.findall(r'name="tasks" value="([^"]+)"', card),
+        "idempotency_key": re.search(r'name="idempotency_key" value="([^"]+)"', card).group(1),
+    }
+
+
+def test_operator_reruns_a_plans_failed_and_blocked_tasks_together(operator_client):
+    plan, tasks = _plan_with_failures()
+    html = operator_client.get(reverse("plans")).content.decode()
+    assert "Rerun these 3 tasks" in plan_card(html, plan) and "Go past the attempt budget" in html
+    form = _rerun_form(html, plan)
+    assert sorted(form["tasks"]) == sorted(t.slug for t in tasks)
+    url = reverse("plan_rerun", args=[plan.id])
+
+    # Without the override the blocked task refuses the whole set.
+    refused = operator_client.post(url, {**form, "reason": "disk replaced"}, follow=True).content.decode()
+    assert "cannot be rerun now; none was" in refused and "wave-blocked" in refused
+    assert [snapshot(t)[1] for t in tasks] == [1, 1, 1]
+
+    done = operator_client.post(url, {**form, "reason": "disk replaced", "override_budget": "on"}, follow=True)
+    assert "3 task(s) rerun" in done.content.decode()
+    assert [snapshot(t)[:2] for t in tasks] == [("launch_requested", 2)] * 3
+    # The same rendered form again (a double submit) reruns nothing more.
+    again = operator_client.post(url, {**form, "reason": "disk replaced", "override_budget": "on"}, follow=True)
+    assert "already rerun by this form" in again.content.decode()
+    assert [snapshot(t)[1] for t in tasks] == [2, 2, 2]
+
+
+def test_plan_rerun_refuses_bad_input_and_tasks_of_another_plan(operator_client):
+    plan, tasks = _plan_with_failures()
+    other = phase_failed_task(project=plan.project, slug="elsewhere")
+    url = reverse("plan_rerun", args=[plan.id])
+    before = [snapshot(t) for t in (*tasks, other)]
+    for body, message in (
+        ({"tasks": [tasks[0].slug], "reason": " ", "idempotency_key": "k1"}, "Nothing was rerun"),
+        ({"reason": "r", "idempotency_key": "k2"}, "No task to rerun"),
+        ({"tasks": [tasks[0].slug, tasks[0].slug], "reason": "r", "idempotency_key": "k3"}, "Each task once"),
+        ({"tasks": [tasks[0].slug, other.slug], "reason": "r", "idempotency_key": "k4"}, "Not in this plan: elsewhere"),
+    ):
+        html = operator_client.post(url, body, follow=True).content.decode()
+        assert message in html, message
+    assert [snapshot(t) for t in (*tasks, other)] == before
+
+
+@pytest.mark.parametrize("who", ["viewer_client", "executor_client", "outsider_client"])
+def test_only_operators_rerun_a_plan(request, who):
+    plan, tasks = _plan_with_failures()
+    client = request.getfixturevalue(who)
+    assert "Rerun these" not in client.get(reverse("plans")).content.decode()
+    before = [snapshot(t) for t in tasks]
+    body = {"tasks": [t.slug for t in tasks], "reason": "r", "override_budget": "on", "idempotency_key": "k"}
+    assert client.post(reverse("plan_rerun", args=[plan.id]), body).status_code == 403
+    assert [snapshot(t) for t in tasks] == before
