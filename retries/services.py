@@ -1570,7 +1570,9 @@ def native_run_report(*, report: RunReport, actor: str) -> tuple[NativeRun, bool
     the same state twice is a heartbeat; a late or out-of-order report is
     recorded and changes nothing else. Returns (run, created)."""
     task_id = _task_id_for(report)
-    with transaction.atomic():
+    # A report appends up to five facts (run seen, bound, attempt and task
+    # status, plan); one INSERT writes them, as the batch path does.
+    with transaction.atomic(), ledger_batch():
         task = _lock_task(task_id=task_id) if task_id is not None else None
         now = timezone.now()
         current = _lock_current_attempt(task) if task is not None else None
