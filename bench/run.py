@@ -54,7 +54,7 @@ FULL = Sizes(
     p3_changed=1_000,
     p4_tasks=(100, 100_000),
     p4_detail_attempts=(3, 300),
-    p4_repeat=15,
+    p4_repeat=41,
     m1_reports=(10_000, 100_000),
 )
 QUICK = Sizes(
