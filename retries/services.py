@@ -26,11 +26,21 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
+from missioncontrol.db import bulk_insert_unnest, bulk_update_unnest, unique_or_none
 from missioncontrol.errors import ServiceError, invalid, not_found
-from missioncontrol.db import bulk_update_unnest, unique_or_none
-from planning.ledger import ATTEMPT_STATUS_EVENTS, TASK_STATUS_EVENTS, ledger_append, ledger_batch
+from planning.ledger import (
+    ATTEMPT_STATUS_EVENTS,
+    TASK_STATUS_EVENTS,
+    ledger_append,
+    ledger_batch,
+)
 from planning.models import Agent, Event, PlanningTask
-from planning.services import agent_get, plan_refresh, task_clear_inconsistency_fields, task_status_set
+from planning.services import (
+    agent_get,
+    plan_refresh,
+    task_clear_inconsistency_fields,
+    task_status_set,
+)
 
 from . import dispatch
 from .models import Attempt, IdempotencyKey, NativeRun, PhaseOutcome, RetiredNativeId
@@ -837,7 +847,7 @@ def task_rerun_many(
         # at once, the foreign key to the new attempt only at commit); a
         # cancelled one gets its status and failure in the same UPDATE.
         bulk_update_unnest(superseded, list(dict.fromkeys(superseded_fields)))
-        Attempt.objects.bulk_create(new_attempts)
+        bulk_insert_unnest(new_attempts)
         # Every task moved to launch_requested with its new attempt number.
         saved_at = timezone.now()
         PlanningTask.objects.filter(id__in=[t.id for t in tasks]).update(
@@ -1091,8 +1101,7 @@ def task_retry_or_block_many(*, task_ids: list[int], actor: str = "system") -> l
         # at once, the foreign key to the new attempt only at commit.
         if superseded:
             _supersede_many(superseded, now)
-        if new_attempts:
-            Attempt.objects.bulk_create(new_attempts)
+        bulk_insert_unnest(new_attempts)
         if changed:
             # Each group gets the same values, so a plain UPDATE per status
             # does it (bulk_update's CASE per row costs ~1 s of Python per 1,000).

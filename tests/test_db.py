@@ -2,13 +2,14 @@
 ``bulk_update`` would, and unique lookups find one row or none."""
 
 import datetime as dt
+import uuid
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from missioncontrol.db import bulk_update_unnest, unique_or_none
+from missioncontrol.db import bulk_insert_unnest, bulk_update_unnest, unique_or_none
 from planning.models import PlanningTask
 from retries.models import Attempt
 from tests.factories import AgentFactory, TaskFactory
@@ -69,3 +70,23 @@ def test_unique_or_none_finds_one_row_or_none_without_ordering():
     assert found == task
     assert "ORDER BY" not in queries.captured_queries[0]["sql"]
     assert unique_or_none(PlanningTask.objects.filter(slug="none-such")) is None
+
+
+@pytest.mark.damages_rows  # attempts inserted without their ledger events
+def test_bulk_insert_unnest_writes_what_bulk_create_would():
+    tasks = {1: TaskFactory(), 2: TaskFactory()}
+    agent = AgentFactory(name="inserted-for")
+    now = timezone.now()
+    rows = [
+        Attempt(id=uuid.uuid4(), task=tasks[n], number=n, kind=Attempt.Kind.RETRY, requested_by="t", requested_at=now,
+                reason=f"r{n}", requested_assignee=agent if n == 1 else None, resume_phase="execute" if n == 2 else None)
+        for n in (1, 2)
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        bulk_insert_unnest(rows)
+    assert len(queries.captured_queries) == 1
+    stored = {a.number: a for a in Attempt.objects.filter(task__in=tasks.values())}
+    assert (stored[1].requested_assignee_id, stored[1].resume_phase, stored[1].status) == (agent.id, None, "pending")
+    assert (stored[2].requested_assignee_id, stored[2].resume_phase, stored[2].imported) == (None, "execute", False)
+    assert all(not r._state.adding for r in rows)
+    bulk_insert_unnest([])
