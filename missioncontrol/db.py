@@ -22,6 +22,13 @@ def _unnestable(field: models.Field) -> bool:
     return target.get_internal_type() in connection.data_types and target.get_internal_type() != "JSONField"
 
 
+def _array_cast(field: models.Field) -> str:
+    """The placeholder of one column's array, cast to the column's type
+    without its length: varchar[] takes any length the column takes."""
+    target = field.target_field if field.is_relation else field
+    return f"%s::{target.db_type(connection).split('(')[0]}[]"
+
+
 def _column(field: models.Field, rows: Sequence[models.Model]) -> list:
     """One column's values, prepared for the database. NULLs skip the
     field's preparation chain (most of a new attempt's times are NULL, and
@@ -44,8 +51,7 @@ def bulk_update_unnest(rows: Sequence[models.Model], fields: Sequence[str]) -> N
     pk = meta.pk
     quote = connection.ops.quote_name
     columns = [pk, *concrete]
-    # The type without its length: varchar[] takes any length the column takes.
-    casts = [f"%s::{(f.target_field if f.is_relation else f).db_type(connection).split('(')[0]}[]" for f in columns]
+    casts = [_array_cast(f) for f in columns]
     arrays = [_column(f, rows) for f in columns]
     names = [quote(f.column) for f in columns]
     assignments = ", ".join(f"{name} = v.{name}" for name in names[1:])
@@ -86,7 +92,7 @@ def bulk_insert_unnest(rows: Sequence[models.Model]) -> None:
         model.objects.bulk_create(list(rows))
         return
     quote = connection.ops.quote_name
-    casts = [f"%s::{(f.target_field if f.is_relation else f).db_type(connection).split('(')[0]}[]" for f in fields]
+    casts = [_array_cast(f) for f in fields]
     arrays = [_column(f, rows) for f in fields]
     with connection.cursor() as cursor:
         cursor.execute(

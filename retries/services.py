@@ -408,6 +408,20 @@ def first_unpassed_phase(phases: list[str], passed: set[str]) -> str | None:
     return None
 
 
+def _cancel_replaced(
+    task: PlanningTask, previous: Attempt, *, number: int, actor: str, now: dt.datetime
+) -> list[str]:
+    """An active attempt being replaced by attempt ``number`` is cancelled,
+    and its executor told so after commit. Returns the fields changed (none
+    when it had already finished)."""
+    if previous.is_terminal:
+        return []
+    fields = _attempt_status_set(previous, AS.CANCELLED, actor=actor, now=now, data={"reason": "superseded"})
+    fields += _set_failure(previous, kind="superseded", phase=None, message=f"Superseded by attempt #{number}.")
+    dispatch.cancel_after_commit(attempt_id=previous.id, executor=task.procedure.executor)
+    return fields
+
+
 def _start_attempt(
     task: PlanningTask,
     *,
@@ -426,17 +440,7 @@ def _start_attempt(
     previous = _lock_current_attempt(task)
     new_id = uuid.uuid4()
     number = task.attempt_count + 1
-    previous_fields: list[str] = []
-    if previous is not None:
-        if not previous.is_terminal:
-            # An active attempt being replaced is cancelled, and its executor told so.
-            previous_fields = _attempt_status_set(
-                previous, AS.CANCELLED, actor=actor, now=now, data={"reason": "superseded"}
-            )
-            previous_fields += _set_failure(
-                previous, kind="superseded", phase=None, message=f"Superseded by attempt #{number}."
-            )
-            dispatch.cancel_after_commit(attempt_id=previous.id, executor=task.procedure.executor)
+    previous_fields = _cancel_replaced(task, previous, number=number, actor=actor, now=now) if previous else []
     if retire_all and previous_fields:
         # The repair below re-reads every attempt row: the cancel must be in it.
         previous.save(update_fields=previous_fields)
@@ -818,15 +822,8 @@ def task_rerun_many(
             for task in tasks:
                 previous = currents.get(task.id)
                 number = task.attempt_count + 1
-                if previous is not None and not previous.is_terminal:
-                    # An active attempt being replaced is cancelled, and its executor told so.
-                    superseded_fields += _attempt_status_set(
-                        previous, AS.CANCELLED, actor=actor, now=now, data={"reason": "superseded"}
-                    )
-                    superseded_fields += _set_failure(
-                        previous, kind="superseded", phase=None, message=f"Superseded by attempt #{number}."
-                    )
-                    dispatch.cancel_after_commit(attempt_id=previous.id, executor=task.procedure.executor)
+                if previous is not None:
+                    superseded_fields += _cancel_replaced(task, previous, number=number, actor=actor, now=now)
                 pairs = (
                     _native_id_pairs([previous], trust_links=True, bound_runs=bound.get(previous.id, []))
                     if previous is not None
