@@ -16,7 +16,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -128,6 +129,20 @@ class Worker:
             return waiting == 0 and not any(active.values())
 
         wait_for(lambda: idle() and idle(), timeout=timeout, interval=0.3, what="the worker to go idle")
+
+
+@contextmanager
+def publishing_nowhere(queue: str) -> Iterator[None]:
+    """Tasks published inside the block go to ``queue``, where no worker
+    listens (a lost message, or one still in flight); the queue is dropped
+    afterwards and publishing goes back where it was."""
+    previous = celery_app.conf.task_default_queue
+    celery_app.conf.task_default_queue = queue
+    try:
+        yield
+    finally:
+        celery_app.conf.task_default_queue = previous
+        purge(queue, forget=True)
 
 
 def purge(queue: str, *, forget: bool = False) -> None:

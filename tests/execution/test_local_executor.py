@@ -205,17 +205,12 @@ def test_params_the_phases_cannot_follow_fail_the_launch_closed(worker):
 
 
 def test_a_lost_launch_message_is_sent_again_by_reconciliation(worker, worker_queue, settings):
-    from missioncontrol.celery import app as celery_app
-    from tests.execution.conftest import purge
+    from tests.execution.conftest import publishing_nowhere
 
     task = local_task(params={})
     # Publish the launch where no worker listens: as good as lost.
-    celery_app.conf.task_default_queue = f"{worker_queue}-lost"
-    try:
+    with publishing_nowhere(f"{worker_queue}-lost"):
         attempt = launch(task)
-    finally:
-        celery_app.conf.task_default_queue = worker.queue
-        purge(f"{worker_queue}-lost", forget=True)
     attempt.refresh_from_db()
     assert attempt.status == Attempt.Status.PENDING
 
@@ -245,9 +240,8 @@ def test_cancelling_a_running_local_attempt_stops_its_phases(worker):
 
 
 def test_a_launch_already_queued_when_the_plan_pauses_is_held_until_it_resumes(worker, worker_queue, settings):
-    from missioncontrol.celery import app as celery_app
     from retries.tasks import launch_attempt
-    from tests.execution.conftest import purge
+    from tests.execution.conftest import publishing_nowhere
 
     plan = PlanFactory(on_error=Plan.OnError.PAUSE)
     procedure = ProcedureFactory(executor="local", phases=PHASES, max_attempts=3)
@@ -256,12 +250,8 @@ def test_a_launch_already_queued_when_the_plan_pauses_is_held_until_it_resumes(w
     queued = TaskFactory(procedure=procedure, plan=plan, project=plan.project, params={"phase_seconds": 0.1})
     # Launched together; the sibling's launch message is still in flight
     # (published where no worker listens yet) when the first task fails.
-    celery_app.conf.task_default_queue = f"{worker_queue}-later"
-    try:
+    with publishing_nowhere(f"{worker_queue}-later"):
         held = launch(queued)
-    finally:
-        celery_app.conf.task_default_queue = worker.queue
-        purge(f"{worker_queue}-later", forget=True)
     launch(failing)
     wait_status(failing, "failed")
     plan.refresh_from_db()
