@@ -58,15 +58,20 @@ def attempt_response(call: Callable[[], AttemptResult], serialize: Callable[[Att
     return Response(body, status=status)
 
 
-def bulk_attempt_response(call: Callable[[], list[AttemptResult]], serialize: Callable[[Attempt], Any]) -> Response:
+def bulk_attempt_response(
+    call: Callable[[], list[AttemptResult]], serialize_many: Callable[[list[Attempt]], list]
+) -> Response:
     """``attempt_response`` for a bulk rerun: one transaction for the service
-    and the stored response, ``{"results": [...]}`` in the request's order."""
+    and the stored response, ``{"results": [...]}`` in the request's order.
+    ``serialize_many`` reads what the attempts show in a fixed number of
+    queries: the task locks are held until this transaction ends."""
     with transaction.atomic():
         results = call()
         first = results[0]
         if first.replayed and first.stored_status is not None:
             return Response(first.stored_body, status=first.stored_status)
-        body = json.loads(json.dumps({"results": [serialize(r.attempt) for r in results]}, cls=JSONEncoder))
+        attempts = [r.attempt for r in results]
+        body = json.loads(json.dumps({"results": serialize_many(attempts)}, cls=JSONEncoder))
         if not first.replayed:
             idempotency_store_bulk_response(results=results, status=201, body=body)
     return Response(body, status=201)

@@ -103,3 +103,24 @@ def test_a_repeated_key_returns_the_first_response_and_creates_nothing(operator,
 
 def test_get_is_not_allowed(operator):
     assert_error(operator.get(URL), 405, "method_not_allowed")
+
+
+def test_a_bulk_rerun_reads_a_fixed_number_of_queries(operator, task):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def tasks(prefix: str, n: int) -> list[str]:
+        made = [TaskFactory(slug=f"{prefix}-{i}", project=task.project, procedure=task.procedure) for i in range(n)]
+        for t in made:
+            fail_current(t)
+        return [t.slug for t in made]
+
+    counts = []
+    for prefix, n in (("few", 2), ("many", 12)):
+        slugs = tasks(prefix, n)
+        with CaptureQueriesContext(connection) as queries:
+            response = operator.post(URL, {"tasks": slugs, "reason": "r"}, format="json",
+                                     HTTP_IDEMPOTENCY_KEY=f"count-{prefix}")
+        assert response.status_code == 201, response.content
+        counts.append(len(queries.captured_queries))
+    assert counts[0] == counts[1], counts
