@@ -11,7 +11,12 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from missioncontrol.api.idempotency import IDEMPOTENCY_PARAMETER, attempt_response, bulk_attempt_response, idempotency_key
+from missioncontrol.api.idempotency import (
+    IDEMPOTENCY_PARAMETER,
+    attempt_response,
+    bulk_attempt_response,
+    idempotency_key,
+)
 from missioncontrol.api.permissions import RolePermission
 from missioncontrol.api.schema import error
 from missioncontrol.api.validators import SLUG_PATH_REGEX
