@@ -19,6 +19,7 @@ from retries.repairs import repair_previews
 from . import services
 from .models import Agent, Event, Plan, PlanningTask, Procedure, Project, TaskStatusCount
 from .selectors import current_attempts_prefetch, task_current_attempt
+from .web.forms import new_idempotency_key
 
 ACTION_TEMPLATE = "admin/missioncontrol/task_action.html"
 
@@ -316,6 +317,14 @@ class RerunForm(RepairForm):
     supersede_active = forms.BooleanField(
         required=False, help_text="Cancel and replace an attempt still launching or running."
     )
+    # Made when the confirmation page is rendered: submitting the same page
+    # twice (a double click, a resent POST) reruns the tasks once.
+    idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=200, required=False)
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("initial", {})
+        kwargs["initial"].setdefault("idempotency_key", new_idempotency_key())
+        super().__init__(*args, **kwargs)
 
 
 @admin.register(PlanningTask)
@@ -404,18 +413,38 @@ class PlanningTaskAdmin(ServiceAdmin):
     def _task_action(self, request, queryset, *, kind: str):
         tasks = list(queryset.select_related("assignee").order_by("slug"))
         form_class = RerunForm if kind == "rerun" else RepairForm
+        refusals: dict[str, list[str]] = {}
         if "apply" in request.POST:
             form = form_class(request.POST)
             if form.is_valid():
-                self._apply(request, tasks, kind=kind, data=form.cleaned_data)
-                return None  # back to the changelist, with one message per task
+                if kind == "repair":
+                    self._repair(request, tasks, data=form.cleaned_data)
+                    return None  # back to the changelist, with one message per task
+                try:
+                    self._rerun(request, tasks, data=form.cleaned_data)
+                    return None
+                except ServiceError as exc:
+                    # All or nothing: nothing was rerun. The page stays, with
+                    # each refusal beside its task, so the operator can go
+                    # back and leave those out or tick an option.
+                    form.add_error(None, exc.detail)
+                    refusals = exc.errors or {}
         else:
             form = form_class()
         previews = {p.slug: p for p in repair_previews([t.slug for t in tasks])} if kind == "repair" else {}
         rows = [
-            {"task": task, "plan": previews[task.slug].describe() if kind == "repair" else self._rerun_plan(task)}
+            {
+                "task": task,
+                "plan": previews[task.slug].describe() if kind == "repair" else self._rerun_plan(task),
+                "refused": " ".join(refusals.get(task.slug, [])),
+            }
             for task in tasks
         ]
+        # Refusals of the request as a whole (too many tasks, an unknown
+        # assignee) are not about one task.
+        general = {key: msgs for key, msgs in refusals.items() if key not in {t.slug for t in tasks}}
+        for key, msgs in general.items():
+            form.add_error(None, f"{key}: {' '.join(msgs)}")
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -434,30 +463,45 @@ class PlanningTaskAdmin(ServiceAdmin):
     def _rerun_plan(task: PlanningTask) -> str:
         return f"status {task.status}; attempts {task.attempt_count} of {task.max_attempts}"
 
-    def _apply(self, request, tasks: list[PlanningTask], *, kind: str, data: dict) -> None:
+    def _rerun(self, request, tasks: list[PlanningTask], *, data: dict) -> None:
+        """All the selected tasks in one transaction (``task_rerun_many``),
+        as the API's bulk rerun and the plans page do: a selection is rerun
+        whole or not at all, never half."""
+        results = retry_services.task_rerun_many(
+            slugs=[t.slug for t in tasks],
+            actor=actor_name(request.user),
+            reason=data["reason"],
+            assignee=data["assignee"].name if data.get("assignee") else None,
+            override_budget=data["override_budget"],
+            supersede_active=data["supersede_active"],
+            idempotency_key=data["idempotency_key"] or None,
+        )
+        verb = "already rerun by this page:" if results[0].replayed else "rerun started"
+        for result in results:
+            attempt = result.attempt
+            frozen = attempt.requested_assignee.name if attempt.requested_assignee_id else "nobody"
+            self.message_user(
+                request,
+                f"{attempt.task.slug}: {verb} attempt #{attempt.number} ({attempt.id}) for {frozen}.",
+                messages.SUCCESS,
+            )
+
+    def _repair(self, request, tasks: list[PlanningTask], *, data: dict) -> None:
+        """One repair per task, each its own transaction with its own
+        message: a repair is a deliberate, per-task correction (rule 9)."""
         actor = actor_name(request.user)
         assignee = data["assignee"].name if data.get("assignee") else None
         for task in tasks:
             try:
-                if kind == "rerun":
-                    result = retry_services.task_rerun(
-                        slug=task.slug,
-                        actor=actor,
-                        reason=data["reason"],
-                        assignee=assignee,
-                        override_budget=data["override_budget"],
-                        supersede_active=data["supersede_active"],
-                    )
-                else:
-                    result = retry_services.task_repair(slug=task.slug, actor=actor, reason=data["reason"], assignee=assignee)
+                result = retry_services.task_repair(slug=task.slug, actor=actor, reason=data["reason"], assignee=assignee)
             except ServiceError as exc:
-                self.message_user(request, f"{task.slug}: not {kind}: {exc.code}: {_error_text(exc)}", messages.ERROR)
+                self.message_user(request, f"{task.slug}: not repaired: {exc.code}: {_error_text(exc)}", messages.ERROR)
                 continue
             attempt = result.attempt
             frozen = attempt.requested_assignee.name if attempt.requested_assignee_id else "nobody"
             self.message_user(
                 request,
-                f"{task.slug}: {kind} started attempt #{attempt.number} ({attempt.id}) for {frozen}.",
+                f"{task.slug}: repair started attempt #{attempt.number} ({attempt.id}) for {frozen}.",
                 messages.SUCCESS,
             )
 

@@ -1,9 +1,12 @@
 """The admin's Rerun and Repair actions: an intermediate page asks for the
 reason (and an optional assignee), then the same services as the API run,
-with one message per task. They write exactly what the API writes."""
+with one message per task. They write exactly what the API writes. A rerun
+takes the whole selection or nothing (``task_rerun_many``); a repair is
+one service call per task."""
 
 import json
 import re
+import uuid
 
 import pytest
 
@@ -27,10 +30,24 @@ def act(client, action, tasks, **form):
     return client.post(CHANGELIST, data)
 
 
+KEY = re.compile(r'name="idempotency_key" value="([^"]+)"')
+
+
+def confirm(client, action, tasks, **form):
+    """Submit the confirmation page as a browser would: with the hidden
+    fields it was rendered with."""
+    page = act(client, action, tasks).content.decode()
+    key = KEY.search(page)
+    hidden = {"idempotency_key": key.group(1)} if key else {}
+    return client.post(
+        CHANGELIST, {"action": action, "_selected_action": [t.pk for t in tasks], "apply": "yes", **hidden, **form},
+        follow=True,
+    )
+
+
 def apply(client, action, tasks, **form):
     """Run the action and return the messages the changelist then shows."""
-    data = {"action": action, "_selected_action": [t.pk for t in tasks], "apply": "yes", **form}
-    response = client.post(CHANGELIST, data, follow=True)
+    response = confirm(client, action, tasks, **form)
     assert response.redirect_chain and response.redirect_chain[0][1] == 302, response.content.decode()[:2000]
     return [str(m) for m in response.context["messages"]]
 
@@ -129,27 +146,101 @@ def test_admin_repair_writes_the_same_attempts_and_events_as_the_api(clients):
     assert current(via_admin).kind == "repair"
 
 
-def test_each_task_gets_its_own_report(clients):
+def test_a_rerun_takes_every_selected_task_in_one_go(clients):
+    tasks = twins(3)
+    for task in tasks:
+        fail_current(task, native_run_id=f"nr-{task.slug}")
+
+    messages = apply(clients["operator"], "rerun_tasks", tasks, reason="the executor was down")
+
+    assert sorted(messages) == sorted(
+        f"{t.slug}: rerun started attempt #2 ({current(t).id}) for {t.assignee.name}." for t in tasks
+    )
+    assert all(current(t).kind == "rerun" and current(t).reason == "the executor was down" for t in tasks)
+
+
+def test_a_rerun_refused_for_one_task_reruns_none_and_says_why_beside_each(clients):
     failed, succeeded, draft = twins(3)
     fail_current(failed)
     attempt = launch(succeeded)
     report(succeeded, status="succeeded", native_run_id="nr-ok", attempt=attempt)
+    before = db_state()
 
-    messages = apply(clients["operator"], "rerun_tasks", [failed, succeeded, draft], reason="again")
+    page = confirm(clients["operator"], "rerun_tasks", [failed, succeeded, draft], reason="again")
+
+    assert page.status_code == 200 and not page.redirect_chain
+    content = page.content.decode()
+    assert "2 of 3 tasks cannot be rerun now; none was." in content
+    rows = {slug: row for slug, row in re.findall(r'<tr[^>]*><td><a [^>]+>([^<]+)</a></td>(.*?)</tr>', content, re.S)}
+    assert "use_repair" in rows[succeeded.slug] and "not_launched" in rows[draft.slug]
+    assert "errorlist" not in rows[failed.slug]
+    assert 'name="apply"' in content  # the page stays, to change the selection or an option
+    assert db_state() == before
+
+
+def test_submitting_the_same_rerun_page_twice_reruns_once(clients):
+    tasks = twins(2)
+    for task in tasks:
+        fail_current(task)
+    page = act(clients["operator"], "rerun_tasks", tasks).content.decode()
+    data = {
+        "action": "rerun_tasks", "_selected_action": [t.pk for t in tasks], "apply": "yes", "reason": "once",
+        "idempotency_key": KEY.search(page).group(1),
+    }
+
+    first = clients["operator"].post(CHANGELIST, data, follow=True)
+    state = db_state()
+    second = clients["operator"].post(CHANGELIST, data, follow=True)
+
+    assert db_state() == state
+    assert all("rerun started attempt #2" in str(m) for m in first.context["messages"])
+    again = [str(m) for m in second.context["messages"]]
+    assert len(again) == 2 and all("already rerun by this page: attempt #2" in m for m in again)
+
+
+def test_a_rerun_page_without_its_key_still_reruns(clients):
+    task = TaskFactory()
+    fail_current(task)
+    data = {"action": "rerun_tasks", "_selected_action": [task.pk], "apply": "yes", "reason": "crafted"}
+
+    messages = [str(m) for m in clients["operator"].post(CHANGELIST, data, follow=True).context["messages"]]
+
+    assert messages == [f"{task.slug}: rerun started attempt #2 ({current(task).id}) for {task.assignee.name}."]
+
+
+def test_a_rerun_key_reused_for_other_tasks_is_refused_and_changes_nothing(clients):
+    first, other = twins(2)
+    for task in (first, other):
+        fail_current(task)
+    key = str(uuid.uuid4())
+    base = {"action": "rerun_tasks", "apply": "yes", "reason": "once", "idempotency_key": key}
+    clients["operator"].post(CHANGELIST, {**base, "_selected_action": [first.pk]})
+    before = db_state()
+
+    page = clients["operator"].post(CHANGELIST, {**base, "_selected_action": [first.pk, other.pk]})
+
+    assert page.status_code == 200 and "Idempotency-Key" in page.content.decode()
+    assert db_state() == before
+
+
+def test_each_task_gets_its_own_repair_report(clients):
+    succeeded, draft = twins(2)
+    attempt = launch(succeeded)
+    report(succeeded, status="succeeded", native_run_id="nr-ok", attempt=attempt)
+
+    messages = apply(clients["operator"], "repair_tasks", [succeeded, draft], reason="fix")
 
     by_task = {m.split(":")[0]: m for m in messages}
-    assert by_task[failed.slug].startswith(f"{failed.slug}: rerun started attempt #2")
-    assert by_task[succeeded.slug].startswith(f"{succeeded.slug}: not rerun: use_repair:")
-    assert by_task[draft.slug].startswith(f"{draft.slug}: not rerun: not_launched:")
-    assert current(failed).kind == "rerun" and current(succeeded).kind == "initial"
+    assert by_task[succeeded.slug].startswith(f"{succeeded.slug}: repair started attempt #2")
+    assert by_task[draft.slug].startswith(f"{draft.slug}: not repaired:")
 
 
 def test_rerun_options_reach_the_service(clients):
     task = TaskFactory(max_attempts=1)
     fail_current(task)
 
-    refused = apply(clients["operator"], "rerun_tasks", [task], reason="again")
-    assert "budget_exhausted" in refused[0]
+    refused = confirm(clients["operator"], "rerun_tasks", [task], reason="again").content.decode()
+    assert "budget_exhausted" in refused and "none was" in refused
     allowed = apply(clients["operator"], "rerun_tasks", [task], reason="again", override_budget="on")
     assert "rerun started attempt #2" in allowed[0]
     active = apply(clients["operator"], "rerun_tasks", [task], reason="again", override_budget="on",
