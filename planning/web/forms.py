@@ -161,6 +161,13 @@ class PlanRerunForm(forms.Form):
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=200)
 
 
+class BoardRerunForm(PlanRerunForm):
+    """The same for the failed and blocked tasks a board page listed, under
+    whatever filters it had; ``next`` brings the operator back to them."""
+
+    next = forms.CharField(required=False, max_length=2000)
+
+
 class CancelForm(forms.Form):
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 2}), max_length=2000, error_messages=REASON_ERRORS

@@ -5,6 +5,7 @@ from . import views
 
 urlpatterns = [
     path("", views.board, name="board"),
+    path("rerun/", views.board_rerun, name="board_rerun"),
     path("tasks/<str:slug>/", views.task_detail, name="task_detail"),
     path("tasks/<str:slug>/rerun/", views.task_rerun, name="task_rerun"),
     path("tasks/<str:slug>/repair/", views.task_repair, name="task_repair"),

@@ -15,6 +15,7 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.cache import patch_vary_headers
 from django.utils.functional import cached_property
 from django.views.decorators.http import require_GET, require_POST
@@ -30,6 +31,7 @@ from retries import services as retry_services
 
 from .forms import (
     BoardFilterForm,
+    BoardRerunForm,
     CancelForm,
     LaunchForm,
     NativeRunFilterForm,
@@ -40,6 +42,7 @@ from .forms import (
 )
 
 BOARD_PAGE_SIZE = 50
+RERUNNABLE = (PlanningTask.Status.FAILED, PlanningTask.Status.BLOCKED)
 PLANS_PAGE_SIZE = 20
 RUNS_PAGE_SIZE = 50
 # The task page renders this many of the newest attempts; ``?attempts=all``
@@ -134,6 +137,9 @@ def board(request: HttpRequest) -> HttpResponse:
     paginator = CountedPaginator(sel.board_tasks(filters), BOARD_PAGE_SIZE, count=sel.board_total(filters, counts))
     page = paginator.get_page(request.GET.get("page"))
     page.object_list = sel.decorate_board_rows(list(page.object_list))
+    # The failed and blocked tasks on this page, for "rerun these together";
+    # the form lists exactly them, so what is rerun is what was shown.
+    rerunnable = [t for t in page.object_list if t.status in RERUNNABLE]
     context = {
         **_base_context(request, "board"),
         "form": form,
@@ -143,6 +149,9 @@ def board(request: HttpRequest) -> HttpResponse:
         "counts": counts,
         "status_counts": [(status, label, counts[status]) for status, label in PlanningTask.Status.choices],
         "version": version,
+        "rerunnable": rerunnable,
+        "rerun_key": new_idempotency_key(),
+        "rerun_needs_override": any(t.attempt_count >= t.max_attempts for t in rerunnable),
     }
     return _render(request, "planning/board.html", {"board": "board", "board-live": "live"}, context)
 
@@ -389,29 +398,50 @@ def plan_resume(request: HttpRequest, plan_id: uuid.UUID) -> HttpResponse:
 def plan_rerun(request: HttpRequest, plan_id: uuid.UUID) -> HttpResponse:
     """Rerun the failed and blocked tasks a plan's card listed, together
     (all or nothing, see ``task_rerun_many``)."""
-    form = PlanRerunForm(request.POST)
+    _rerun_together(request, PlanRerunForm(request.POST), plan_id=plan_id)
+    return redirect(reverse("plans") + f"#plan-{plan_id}")
+
+
+@require_POST
+@role_required(OPERATOR)
+def board_rerun(request: HttpRequest) -> HttpResponse:
+    """Rerun the failed and blocked tasks a board page listed, together, and
+    go back to that page with its filters."""
+    form = BoardRerunForm(request.POST)
+    _rerun_together(request, form)
+    back = request.POST.get("next", "")
+    # Only a path of this site: ``next`` comes from the form, so it can be forged.
+    if not back.startswith("/") or not url_has_allowed_host_and_scheme(
+        back, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        back = reverse("board")
+    return redirect(back)
+
+
+def _rerun_together(request: HttpRequest, form: PlanRerunForm, *, plan_id: uuid.UUID | None = None) -> None:
+    """One ``task_rerun_many`` call for a submitted list of tasks; the outcome
+    becomes one message."""
     if not form.is_valid():
         problems = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items())
         messages.error(request, f"Nothing was rerun: {problems}")
-    else:
-        data = form.cleaned_data
-        try:
-            results = retry_services.task_rerun_many(
-                slugs=data["tasks"],
-                actor=actor_name(request.user),
-                reason=data["reason"],
-                override_budget=data["override_budget"],
-                idempotency_key=data["idempotency_key"],
-                plan_id=plan_id,
-            )
-        except ServiceError as exc:
-            reasons = "; ".join(f"{key}: {' '.join(msgs)}" for key, msgs in (exc.errors or {}).items())
-            messages.error(request, f"{exc.detail} {reasons}".strip())
-        else:
-            started = ", ".join(f"{r.attempt.task.slug} #{r.attempt.number}" for r in results)
-            verb = "already rerun by this form" if results[0].replayed else "rerun"
-            messages.success(request, f"{len(results)} task(s) {verb}: {started}.")
-    return redirect(reverse("plans") + f"#plan-{plan_id}")
+        return
+    data = form.cleaned_data
+    try:
+        results = retry_services.task_rerun_many(
+            slugs=data["tasks"],
+            actor=actor_name(request.user),
+            reason=data["reason"],
+            override_budget=data["override_budget"],
+            idempotency_key=data["idempotency_key"],
+            plan_id=plan_id,
+        )
+    except ServiceError as exc:
+        reasons = "; ".join(f"{key}: {' '.join(msgs)}" for key, msgs in (exc.errors or {}).items())
+        messages.error(request, f"{exc.detail} {reasons}".strip())
+        return
+    started = ", ".join(f"{r.attempt.task.slug} #{r.attempt.number}" for r in results)
+    verb = "already rerun by this form" if results[0].replayed else "rerun"
+    messages.success(request, f"{len(results)} task(s) {verb}: {started}.")
 
 
 # --- Native runs -----------------------------------------------------------------

@@ -18,6 +18,15 @@
       window.prompt("Attempt id", text);
     }
   });
+  // The board's poller skips its refresh while the operator is filling in
+  // the "rerun these tasks" form (focus in it, or a reason typed), which a
+  // refresh would replace.
+  window.mcComposing = function () {
+    var form = document.getElementById("board-rerun");
+    if (!form) return false;
+    var reason = form.querySelector('input[name="reason"]');
+    return form.matches(":focus-within") || Boolean(reason && reason.value);
+  };
   // "/" focuses the board's search, as in most consoles.
   document.addEventListener("keydown", function (event) {
     if (event.key !== "/" || event.target.closest("input, textarea, select")) return;

@@ -8,7 +8,9 @@ import requests
 from playwright.sync_api import expect
 from rest_framework.authtoken.models import Token
 
+from retries import services
 from retries.models import Attempt
+from tests.steps import current
 
 from . import scene
 from .conftest import login, make_user
@@ -175,6 +177,49 @@ def test_board_refreshes_itself_after_a_change_made_through_the_api(live_server,
     expect(page).to_have_url(re.compile(r"q=index-creation-proc-0"))
     expect(page.locator("#id_q")).to_have_value("index-creation-proc-0")
     expect(page.locator("table.tasks tbody tr")).to_have_count(1)
+
+
+def test_operator_reruns_a_boards_failures_together_and_the_refresh_waits_while_they_type(
+    live_server, page, screenshot
+):
+    s = scene.build()
+    troubled = (s.failed, s.failed_too, s.blocked)
+    before = {t.slug: t.attempt_count for t in troubled}
+    make_user("olga", "operator")
+    login(page, live_server.url, "olga")
+    page.goto(f"{live_server.url}/?project=policy-protocol")
+    form = page.locator("#board-rerun")
+    button = form.get_by_role("button", name="Rerun the 3 failed or blocked tasks on this page")
+    expect(button).to_be_visible()
+
+    # Typing a reason pauses the board's refresh: a change elsewhere must not
+    # replace the form (and the reason) under the operator's hands.
+    page.evaluate("document.getElementById('board-live').dataset.marker = 'before'")
+    form.locator('input[name="reason"]').fill("lock timeout raised on protocol_store")
+    services.attempt_record_phase(
+        attempt_id=current(s.running).id, phase="execute", outcome="passed", actor="executor"
+    )
+    page.wait_for_timeout(7_000)  # more than one poll interval (5 s)
+    assert page.evaluate("document.getElementById('board-live').dataset.marker") == "before"
+    expect(form.locator('input[name="reason"]')).to_have_value("lock timeout raised on protocol_store")
+    # Once the form is left empty the refresh resumes and shows the change.
+    form.locator('input[name="reason"]').fill("")
+    page.locator("h1, h2").first.click()
+    page.wait_for_function("!document.getElementById('board-live').dataset.marker", timeout=15_000)
+
+    form.locator('input[name="reason"]').fill("lock timeout raised on protocol_store")
+    form.get_by_label("Go past the attempt budget").check()
+    screenshot(page, "board_bulk_rerun")
+    button.click()
+
+    expect(page.locator(".messages")).to_contain_text("3 task(s) rerun")
+    expect(page).to_have_url(re.compile(r"project=policy-protocol"))
+    for task in troubled:
+        task.refresh_from_db()
+        assert (task.status, task.attempt_count) == ("launch_requested", before[task.slug] + 1)
+        assert Attempt.objects.get(task=task, superseded_at__isnull=True).reason == (
+            "lock timeout raised on protocol_store")
+    expect(page.locator("#board-rerun")).to_have_count(0)
 
 
 def test_plans_and_native_runs_pages_for_reconciliation_triage(live_server, page, screenshot):
