@@ -478,13 +478,7 @@ class PlanningTaskAdmin(ServiceAdmin):
         )
         verb = "already rerun by this page:" if results[0].replayed else "rerun started"
         for result in results:
-            attempt = result.attempt
-            frozen = attempt.requested_assignee.name if attempt.requested_assignee_id else "nobody"
-            self.message_user(
-                request,
-                f"{attempt.task.slug}: {verb} attempt #{attempt.number} ({attempt.id}) for {frozen}.",
-                messages.SUCCESS,
-            )
+            self._started(request, result.attempt, verb)
 
     def _repair(self, request, tasks: list[PlanningTask], *, data: dict) -> None:
         """One repair per task, each its own transaction with its own
@@ -497,13 +491,13 @@ class PlanningTaskAdmin(ServiceAdmin):
             except ServiceError as exc:
                 self.message_user(request, f"{task.slug}: not repaired: {exc.code}: {_error_text(exc)}", messages.ERROR)
                 continue
-            attempt = result.attempt
-            frozen = attempt.requested_assignee.name if attempt.requested_assignee_id else "nobody"
-            self.message_user(
-                request,
-                f"{task.slug}: repair started attempt #{attempt.number} ({attempt.id}) for {frozen}.",
-                messages.SUCCESS,
-            )
+            self._started(request, result.attempt, "repair started")
+
+    def _started(self, request, attempt: Attempt, verb: str) -> None:
+        frozen = attempt.requested_assignee.name if attempt.requested_assignee_id else "nobody"
+        self.message_user(
+            request, f"{attempt.task.slug}: {verb} attempt #{attempt.number} ({attempt.id}) for {frozen}.", messages.SUCCESS
+        )
 
 
 # --- The ledger -----------------------------------------------------------------------
