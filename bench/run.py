@@ -303,7 +303,7 @@ def build_rows(sizes: Sizes, w: dict, p3: dict, p4: dict, m1: dict) -> list[Row]
                         f"{p2m:.0f} /s", f"B1 {pg1:.0f} tps", r, "≥ 0.25 × B1", r is not None and r >= 0.25))
     if w.get("p2_ms"):
         total, sql = median(w["p2_ms"]), median(w["p2_sql_ms"])
-        rows.append(Row("P2s", f"where a rerun's time goes: its {median(w['p2_stmts']):.0f} statements and COMMIT "
+        rows.append(Row("P2s", f"where a rerun's time goes: its {median(w['p2_stmts']):.0f} statements, COMMIT included "
                         "(round trip and server, timed at the driver) + the Python around them",
                         f"{sql:.2f} ms SQL + {total - sql:.2f} ms Python",
                         f"B1 {1000 / pg1:.2f} ms per transaction", _ratio(1000 / sql if sql else 0.0, pg1),
