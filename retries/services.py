@@ -1035,19 +1035,6 @@ def _block_data(task: PlanningTask, current: Attempt) -> dict:
     }
 
 
-def _supersede_many(attempts: list[Attempt], now: dt.datetime) -> None:
-    """Mark locked attempts superseded, each by its own new attempt, in one
-    UPDATE joined to the pairs: both columns at once, as a check constraint
-    requires, and without bulk_update's CASE per row."""
-    table = Attempt._meta.db_table
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} AS a SET superseded_at = %s, superseded_by_id = v.new"  # noqa: S608 - names from _meta
-            " FROM unnest(%s::uuid[], %s::uuid[]) AS v(old, new) WHERE a.id = v.old",
-            [now, [a.id for a in attempts], [a.superseded_by_id for a in attempts]],
-        )
-
-
 def task_retry_or_block_many(*, task_ids: list[int], actor: str = "system") -> list[Attempt]:
     """``task_retry_or_block`` for many tasks (the reconcile pass), with the
     same rows, ledger events and plan refreshes as calling it for each id in
@@ -1096,8 +1083,7 @@ def task_retry_or_block_many(*, task_ids: list[int], actor: str = "system") -> l
         _insert_retired(retired_rows)
         # The superseded rows first: one current attempt per task is checked
         # at once, the foreign key to the new attempt only at commit.
-        if superseded:
-            _supersede_many(superseded, now)
+        bulk_update_unnest(superseded, ["superseded_at", "superseded_by"])
         bulk_insert_unnest(new_attempts)
         if changed:
             # Each group gets the same values, so a plain UPDATE per status
