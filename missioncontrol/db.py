@@ -10,6 +10,7 @@ rows × fields but with rows + fields.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from django.db import connection, models
@@ -103,3 +104,34 @@ def bulk_insert_unnest(rows: Sequence[models.Model]) -> None:
     for row in rows:
         row._state.adding = False
         row._state.db = connection.alias
+
+
+def insert_columns(model: type[models.Model], columns: dict[str, list], *, ignore_conflicts: bool = False) -> None:
+    """Insert rows given as columns, ``{attname: values}`` (ids for foreign
+    keys), with one ``INSERT … SELECT FROM unnest(arrays)``: for callers
+    that have tuples, not model instances, and would only build instances
+    to have them taken apart again. Nothing is read back. With
+    ``ignore_conflicts`` a row that breaks a unique constraint is skipped."""
+    if not columns or not next(iter(columns.values())):
+        return
+    meta = model._meta
+    by_attname = {f.attname: f for f in meta.concrete_fields}
+    fields = [by_attname[name] for name in columns]
+    if connection.vendor != "postgresql":
+        names = list(columns)
+        rows = [model(**dict(zip(names, values, strict=True))) for values in zip(*columns.values(), strict=True)]
+        model.objects.bulk_create(rows, ignore_conflicts=ignore_conflicts)
+        return
+    # JSON goes in as text: an array of jsonb takes strings, not adapters.
+    arrays = [
+        [None if v is None else json.dumps(v) for v in values] if field.get_internal_type() == "JSONField" else values
+        for field, values in zip(fields, columns.values(), strict=True)
+    ]
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"  # noqa: S608
+        f" SELECT * FROM unnest({', '.join(_array_cast(f) for f in fields)})"
+        + (" ON CONFLICT DO NOTHING" if ignore_conflicts else "")
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, arrays)

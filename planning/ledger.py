@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import contextvars
 import datetime as dt
-import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
-from django.db import connection
 from django.utils import timezone
+
+from missioncontrol.db import insert_columns
 
 from .models import Event
 
@@ -98,22 +98,6 @@ def _insert_events(events: list[PendingEvent]) -> None:
     """One INSERT of column arrays. ``bulk_create`` does the same on
     PostgreSQL but spends more Python per row than the database spends on it
     (a batch of 100 reports appends about 250 events); the rows' ids are not
-    read back because nothing reads an event appended in the same block."""
-    if connection.vendor != "postgresql":
-        Event.objects.bulk_create([Event(**e._asdict()) for e in events])
-        return
-    columns = {
-        "at": ("timestamptz", [e.at for e in events]),
-        "type": ("varchar", [e.type for e in events]),
-        "actor": ("varchar", [e.actor for e in events]),
-        "task_id": ("bigint", [e.task_id for e in events]),
-        "plan_id": ("uuid", [e.plan_id for e in events]),
-        "attempt_id": ("uuid", [e.attempt_id for e in events]),
-        "data": ("jsonb", [json.dumps(e.data) for e in events]),
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {Event._meta.db_table} ({', '.join(columns)})"  # noqa: S608 - fixed identifiers
-            f" SELECT * FROM unnest({', '.join(f'%s::{cast}[]' for cast, _ in columns.values())})",
-            [values for _, values in columns.values()],
-        )
+    read back because nothing reads an event appended in the same block.
+    PostgreSQL numbers the rows in array order, so ids keep append order."""
+    insert_columns(Event, {name: list(values) for name, values in zip(PendingEvent._fields, zip(*events), strict=True)})

@@ -22,11 +22,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from missioncontrol.db import bulk_insert_unnest, bulk_update_unnest, unique_or_none
+from missioncontrol.db import bulk_insert_unnest, bulk_update_unnest, insert_columns, unique_or_none
 from missioncontrol.errors import ServiceError, invalid, not_found
 from planning.ledger import (
     ATTEMPT_STATUS_EVENTS,
@@ -324,20 +324,12 @@ def _insert_retired(rows: list[tuple]) -> None:
     reconcile pass more Python than the rows cost PostgreSQL."""
     if not rows:
         return
-    if connection.vendor != "postgresql":
-        RetiredNativeId.objects.bulk_create(
-            [RetiredNativeId(kind=k, value=v, task_id=t, attempt_id=a, retired_at=at) for k, v, t, a, at in rows],
-            ignore_conflicts=True,
-        )
-        return
     kinds, values, tasks, attempts, times = (list(column) for column in zip(*rows, strict=True))
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {RetiredNativeId._meta.db_table} (kind, value, task_id, attempt_id, retired_at)"  # noqa: S608
-            " SELECT * FROM unnest(%s::varchar[], %s::varchar[], %s::bigint[], %s::uuid[], %s::timestamptz[])"
-            " ON CONFLICT DO NOTHING",
-            [kinds, values, tasks, attempts, times],
-        )
+    insert_columns(
+        RetiredNativeId,
+        {"kind": kinds, "value": values, "task_id": tasks, "attempt_id": attempts, "retired_at": times},
+        ignore_conflicts=True,
+    )
 
 
 def _retire_native_ids(

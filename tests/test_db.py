@@ -1,5 +1,5 @@
-"""``missioncontrol.db``: the set-based UPDATE writes what the ORM's
-``bulk_update`` would, and unique lookups find one row or none."""
+"""``missioncontrol.db``: the set-based UPDATE and INSERTs write what the
+ORM's bulk methods would, and unique lookups find one row or none."""
 
 import datetime as dt
 import uuid
@@ -9,9 +9,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from missioncontrol.db import bulk_insert_unnest, bulk_update_unnest, unique_or_none
-from planning.models import PlanningTask
-from retries.models import Attempt
+from missioncontrol.db import bulk_insert_unnest, bulk_update_unnest, insert_columns, unique_or_none
+from planning.models import Event, PlanningTask
+from retries.models import Attempt, RetiredNativeId
 from tests.factories import AgentFactory, TaskFactory
 from tests.steps import launch
 
@@ -90,3 +90,31 @@ def test_bulk_insert_unnest_writes_what_bulk_create_would():
     assert (stored[2].requested_assignee_id, stored[2].resume_phase, stored[2].imported) == (None, "execute", False)
     assert all(not r._state.adding for r in rows)
     bulk_insert_unnest([])
+
+
+@pytest.mark.damages_rows  # events and retired ids written around the services
+def test_insert_columns_writes_rows_given_as_columns_in_one_statement():
+    task = TaskFactory()
+    attempt = launch(task)
+    now = timezone.now()
+    before = Event.objects.count()
+    with CaptureQueriesContext(connection) as queries:
+        insert_columns(Event, {
+            "at": [now, now], "type": ["t.one", "t.two"], "actor": ["a", "b"], "task_id": [task.id, None],
+            "plan_id": [None, None], "attempt_id": [attempt.id, None], "data": [{"k": [1, None]}, {}],
+        })
+    assert len(queries.captured_queries) == 1
+    one, two = Event.objects.order_by("id")[before:]
+    # In the order given, JSON kept as JSON, NULLs as NULL.
+    assert (one.type, one.task_id, one.attempt_id, one.data) == ("t.one", task.id, attempt.id, {"k": [1, None]})
+    assert (two.type, two.task_id, two.attempt_id, two.data) == ("t.two", None, None, {})
+
+    retired = {"kind": ["run"], "value": ["nr-x"], "task_id": [task.id], "attempt_id": [attempt.id],
+               "retired_at": [now]}
+    insert_columns(RetiredNativeId, retired, ignore_conflicts=True)
+    insert_columns(RetiredNativeId, {**retired, "retired_at": [now + dt.timedelta(hours=1)]}, ignore_conflicts=True)
+    assert list(RetiredNativeId.objects.filter(value="nr-x").values_list("retired_at", flat=True)) == [now]
+    with CaptureQueriesContext(connection) as queries:
+        insert_columns(Event, {"type": []})
+        insert_columns(Event, {})
+    assert queries.captured_queries == []
