@@ -57,6 +57,12 @@ def task_diagnostics(task: PlanningTask, attempt: Attempt | None = None) -> dict
     }
 
 
+def task_counts_by_status() -> dict[str, int]:
+    """Tasks per status, counted from the tasks themselves (what the
+    ``TaskStatusCount`` projection must agree with)."""
+    return dict(PlanningTask.objects.order_by().values_list("status").annotate(n=Count("id")))
+
+
 def plan_counts(plan_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, dict[str, int]]:
     """Counts per task status for each plan, read fresh in one query."""
     counts: dict[uuid.UUID, dict[str, int]] = defaultdict(dict)

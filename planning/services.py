@@ -12,10 +12,11 @@ from django.db import connection, transaction
 from django.db.models import Count, Sum
 from django.utils import timezone
 
-from missioncontrol.errors import ServiceError, invalid, not_found
+from missioncontrol.errors import invalid, not_found
 
 from .ledger import ledger_append
 from .models import Agent, Plan, PlanningTask, Procedure, Project, TaskStatusCount
+from .selectors import task_counts_by_status
 
 UNSET: Any = object()
 
@@ -460,6 +461,6 @@ def task_status_counts_rebuild() -> dict[str, int]:
                 # (its trigger inserts into the counts).
                 cursor.execute(f"LOCK TABLE {_TASKS}, {_COUNTS} IN EXCLUSIVE MODE")
         TaskStatusCount.objects.all().delete()
-        real = dict(PlanningTask.objects.order_by().values_list("status").annotate(n=Count("id")))
+        real = task_counts_by_status()
         TaskStatusCount.objects.bulk_create(TaskStatusCount(status=s, n=n) for s, n in real.items())
     return real

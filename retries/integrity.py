@@ -16,6 +16,7 @@ from django.db.models import Count, Exists, OuterRef, Subquery
 
 from planning.ledger import ATTEMPT_STATUS_EVENTS, TASK_STATUS_EVENTS
 from planning.models import Event, PlanningTask
+from planning.selectors import task_counts_by_status
 from planning.services import task_mark_inconsistent, task_status_counts
 
 from .models import Attempt
@@ -94,7 +95,7 @@ def integrity_problems() -> list[Problem]:
 
 def status_count_problems() -> list[Problem]:
     """The projection of tasks per status must say what the tasks say."""
-    real = dict(PlanningTask.objects.order_by().values_list("status").annotate(n=Count("id")))
+    real = task_counts_by_status()
     projected = task_status_counts()
     return [
         Problem(

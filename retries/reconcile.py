@@ -290,8 +290,8 @@ def _run(now: dt.datetime) -> Summary:
         summary.plans.update(plan_id for _, plan_id in rows if plan_id is not None)
 
     failed = list(failed_tasks()[:batch])
-    for start in range(0, len(failed), batch):
-        retry_many(failed[start : start + batch])
+    if failed:
+        retry_many(failed)
 
     relaunch_after = float(getattr(settings, "RECONCILE_RELAUNCH_AFTER_SECONDS", 60))
 
