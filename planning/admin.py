@@ -442,9 +442,10 @@ class PlanningTaskAdmin(ServiceAdmin):
         ]
         # Refusals of the request as a whole (too many tasks, an unknown
         # assignee) are not about one task.
-        general = {key: msgs for key, msgs in refusals.items() if key not in {t.slug for t in tasks}}
-        for key, msgs in general.items():
-            form.add_error(None, f"{key}: {' '.join(msgs)}")
+        shown = {t.slug for t in tasks}
+        for key, msgs in refusals.items():
+            if key not in shown:
+                form.add_error(None, f"{key}: {' '.join(msgs)}")
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
