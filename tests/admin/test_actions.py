@@ -12,6 +12,7 @@ import pytest
 
 from planning.models import Event, PlanningTask
 from retries.models import Attempt
+from retries.services import MAX_BULK_RERUN
 from tests.commands.helpers import db_state
 from tests.commands.seed000 import SEED_000, assert_all_marked_inconsistent, assert_repaired, break_seed_000_tasks
 from tests.factories import AgentFactory, ProcedureFactory, ProjectFactory, TaskFactory
@@ -279,3 +280,15 @@ def test_repair_of_the_four_seed_000_tasks_through_the_admin(clients, tmp_path):
 
     assert len(messages) == 4 and all("repair started attempt" in m for m in messages)
     assert_repaired(seed)
+
+
+def test_a_selection_over_the_bulk_limit_is_refused_as_a_whole(clients):
+    project, procedure = ProjectFactory(), ProcedureFactory()
+    tasks = TaskFactory.create_batch(MAX_BULK_RERUN + 1, project=project, procedure=procedure)
+    before = db_state()
+
+    page = confirm(clients["operator"], "rerun_tasks", tasks, reason="everything")
+
+    assert page.status_code == 200 and not page.redirect_chain
+    assert f"tasks: Give at most {MAX_BULK_RERUN} tasks; got {MAX_BULK_RERUN + 1}." in page.content.decode()
+    assert db_state() == before
