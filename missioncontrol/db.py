@@ -92,15 +92,7 @@ def bulk_insert_unnest(rows: Sequence[models.Model]) -> None:
     ):
         model.objects.bulk_create(list(rows))
         return
-    quote = connection.ops.quote_name
-    casts = [_array_cast(f) for f in fields]
-    arrays = [_column(f, rows) for f in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"  # noqa: S608
-            f" SELECT * FROM unnest({', '.join(casts)})",
-            arrays,
-        )
+    _insert_arrays(model, fields, [_column(f, rows) for f in fields])
     for row in rows:
         row._state.adding = False
         row._state.db = connection.alias
@@ -127,9 +119,16 @@ def insert_columns(model: type[models.Model], columns: dict[str, list], *, ignor
         [None if v is None else json.dumps(v) for v in values] if field.get_internal_type() == "JSONField" else values
         for field, values in zip(fields, columns.values(), strict=True)
     ]
+    _insert_arrays(model, fields, arrays, ignore_conflicts=ignore_conflicts)
+
+
+def _insert_arrays(
+    model: type[models.Model], fields: Sequence[models.Field], arrays: list[list], *, ignore_conflicts: bool = False
+) -> None:
+    """``INSERT … SELECT FROM unnest`` of one prepared array per field."""
     quote = connection.ops.quote_name
     sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"  # noqa: S608
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"  # noqa: S608
         f" SELECT * FROM unnest({', '.join(_array_cast(f) for f in fields)})"
         + (" ON CONFLICT DO NOTHING" if ignore_conflicts else "")
     )
