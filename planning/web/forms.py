@@ -10,7 +10,6 @@ from django import forms
 from planning.models import Agent, PlanningTask
 from planning.selectors_web import BoardFilters, FilterOptions
 from retries.models import NativeRun
-from retries.services import MAX_BULK_RERUN
 
 REASON_ERRORS = {"required": "Give a reason: it is kept in the ledger."}
 
@@ -131,7 +130,8 @@ class RepairForm(_AttemptForm):
 
 
 class SlugListField(forms.Field):
-    """The task slugs a page listed, sent back as repeated hidden inputs."""
+    """The task slugs a page listed, sent back as repeated hidden inputs.
+    How many and each once are ``task_rerun_many``'s rules, checked there."""
 
     widget = forms.MultipleHiddenInput
 
@@ -141,13 +141,6 @@ class SlugListField(forms.Field):
         if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
             raise forms.ValidationError("Send a list of task slugs.")
         return list(value)
-
-    def validate(self, value: list[str]) -> None:
-        super().validate(value)
-        if len(value) > MAX_BULK_RERUN:
-            raise forms.ValidationError(f"At most {MAX_BULK_RERUN} tasks at once.")
-        if len(set(value)) != len(value):
-            raise forms.ValidationError("Each task once.")
 
 
 class PlanRerunForm(forms.Form):
