@@ -1,30 +1,23 @@
-"""The one business error type. Every interface maps it to one error shape:
-``{"detail": ..., "code": ..., "errors"?: {...}}`` with the HTTP status it carries."""
+"""The one business error type. It carries a stable ``code`` (and, for bad
+input, field ``errors``), never an HTTP status: the core knows nothing of
+HTTP. Each interface maps codes to its own answer; the API's one table is
+``missioncontrol.api.errors.STATUS_FOR_CODE``."""
 
 from __future__ import annotations
 
 
 class ServiceError(Exception):
-    default_http_status = 409
-
     def __init__(
         self,
         code: str,
         detail: str,
         *,
-        status: int | None = None,
         errors: dict[str, list[str]] | None = None,
     ) -> None:
         super().__init__(detail)
         self.code = code
         self.detail = detail
-        self.http_status = status if status is not None else self.default_http_status
         self.errors = errors
-
-    @property
-    def status(self) -> int:
-        """The HTTP status an interface answers with (not a domain status)."""
-        return self.http_status
 
     def as_dict(self) -> dict:
         body: dict = {"detail": self.detail, "code": self.code}
@@ -34,8 +27,8 @@ class ServiceError(Exception):
 
 
 def invalid(errors: dict[str, list[str]], detail: str = "The request has invalid fields.") -> ServiceError:
-    return ServiceError("invalid", detail, status=400, errors=errors)
+    return ServiceError("invalid", detail, errors=errors)
 
 
 def not_found(what: str, key: str) -> ServiceError:
-    return ServiceError("not_found", f"No {what} named {key!r}.", status=404)
+    return ServiceError("not_found", f"No {what} named {key!r}.")

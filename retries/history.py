@@ -134,7 +134,6 @@ class HistoryImportError(ServiceError):
         super().__init__(
             "invalid_history",
             f"The retry history has {len(problems)} problem(s); nothing was imported.",
-            status=400,
             errors=dict(errors),
         )
         self.problems = problems

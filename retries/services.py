@@ -245,7 +245,6 @@ def _idempotency_lookup(task: PlanningTask, key: str | None, fingerprint: str, n
         raise ServiceError(
             "idempotency_key_reused",
             "This Idempotency-Key was already used for this task with a different request.",
-            status=422,
         )
     return AttemptResult(
         attempt=record.attempt,
@@ -623,7 +622,7 @@ def task_launch(*, slug: str, actor: str, idempotency_key: str | None = None) ->
                 # Launching again what is already launched is a no-op.
                 return AttemptResult(attempt=current, created=False)
             raise ServiceError(
-                "already_launched", f"Task {slug} was launched already; use rerun or repair.", status=409
+                "already_launched", f"Task {slug} was launched already; use rerun or repair."
             )
         _check_consistent(task)
         if _plan_is_paused(task):
@@ -777,7 +776,7 @@ def task_rerun_many(
         missing = [s for s in slugs if s not in by_slug]
         if missing:
             raise ServiceError(
-                "not_found", f"{len(missing)} of {len(slugs)} tasks do not exist; none was rerun.", status=404,
+                "not_found", f"{len(missing)} of {len(slugs)} tasks do not exist; none was rerun.",
                 errors={s: ["No task with this slug."] for s in missing},
             )
         if plan_id is not None:
@@ -800,7 +799,6 @@ def task_rerun_many(
             raise ServiceError(
                 "rerun_refused",
                 f"{len(refusals)} of {len(slugs)} tasks cannot be rerun now; none was.",
-                status=409,
                 errors={slug: [f"{r.code}: {r.detail}"] for slug, r in sorted(refusals.items())},
             )
         # Links are trusted as in a single rerun: only attempts with native
@@ -893,7 +891,6 @@ def _bulk_idempotency_lookup(
         raise ServiceError(
             "idempotency_key_reused",
             "This Idempotency-Key was already used for some of these tasks with a different request.",
-            status=422,
         )
     lead = records[min(records)]
     return [
@@ -1587,7 +1584,7 @@ def native_run_report_batch(*, reports: list[RunReport], actor: str) -> list[tup
             except _RunKeyTaken:
                 # That run is committed now: the next round finds and locks it.
                 continue
-        raise ServiceError("conflict", "Native runs of this batch kept being created concurrently; retry.", status=409)
+        raise ServiceError("conflict", "Native runs of this batch kept being created concurrently; retry.")
 
 
 def _report_batch_locked(

@@ -16,6 +16,37 @@ from missioncontrol.errors import ServiceError
 
 INVALID_DETAIL = "The request has invalid fields."
 
+# The one table from a business error's code to the HTTP status the API
+# answers with. The core raises codes only; every code it raises is listed
+# here (tests/api/test_error_codes.py checks that against the source).
+STATUS_FOR_CODE: dict[str, int] = {
+    "invalid": 400,
+    "invalid_history": 400,
+    "not_found": 404,
+    "idempotency_key_reused": 422,
+    # The transition is not allowed now (API.md: 409).
+    "already_launched": 409,
+    "not_launched": 409,
+    "use_repair": 409,
+    "attempt_active": 409,
+    "budget_exhausted": 409,
+    "inconsistent": 409,
+    "plan_paused": 409,
+    "rerun_refused": 409,
+    "not_cancellable": 409,
+    "superseded": 409,
+    "phase_conflict": 409,
+    "attempt_finished": 409,
+    "conflict": 409,
+    "not_allowed": 403,
+}
+
+
+def status_for(error: ServiceError) -> int:
+    """The HTTP status of a business error; an unlisted code is a transition
+    refused now (409), the contract's answer for "not allowed now"."""
+    return STATUS_FOR_CODE.get(error.code, 409)
+
 # Sentences for a person, instead of DRF's terser defaults.
 _DETAILS = {
     "not_authenticated": "Authentication is required: send 'Authorization: Token <key>' or log in.",
@@ -61,7 +92,7 @@ def error_body(*, detail: str, code: str, errors: dict | None = None) -> dict[st
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, ServiceError):
         set_rollback()
-        return Response(exc.as_dict(), status=exc.status)
+        return Response(exc.as_dict(), status=status_for(exc))
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):

@@ -21,6 +21,7 @@ from django.utils.functional import cached_property
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from missioncontrol.api.errors import status_for
 from missioncontrol.errors import ServiceError
 from missioncontrol.roles import OPERATOR, VIEWER, actor_name, has_role
 from planning import selectors_web as sel
@@ -251,7 +252,7 @@ def _action_refused(request: HttpRequest, slug: str, name: str, form, error: Ser
     message = None
     code = "invalid"
     if error is not None:
-        status, code = error.status, error.code
+        status, code = status_for(error), error.code
         for field, msgs in (error.errors or {}).items():
             for msg in msgs:
                 form.add_error(field if field in form.fields else None, msg)
@@ -385,7 +386,7 @@ def plan_resume(request: HttpRequest, plan_id: uuid.UUID) -> HttpResponse:
     try:
         plan = planning_services.plan_resume(plan_id=plan_id, actor=actor_name(request.user))
     except ServiceError as exc:
-        if exc.status == 404:
+        if exc.code == "not_found":
             raise Http404(exc.detail) from exc
         messages.error(request, exc.detail)
     else:

@@ -31,7 +31,7 @@ def test_bad_input_lists_every_field_and_writes_nothing():
         services.task_create(
             slug="Bad Slug!", title="", project="nope", procedure="nope", assignee="sleepy", params=[1], actor="op"
         )
-    assert exc.value.status == 400
+    assert exc.value.code == "invalid"
     assert {"project", "procedure", "assignee", "params"} <= set(exc.value.errors)
     assert not PlanningTask.objects.exists() and not Event.objects.exists()
 

@@ -65,17 +65,17 @@ def test_unknown_phase_and_outcome_are_bad_input():
     attempt = launch(task)
     with pytest.raises(ServiceError) as exc:
         phase(attempt, "deploy")
-    assert exc.value.status == 400 and "phase" in exc.value.errors
+    assert exc.value.code == "invalid" and "phase" in exc.value.errors
     with pytest.raises(ServiceError) as exc:
         phase(attempt, "preflight", "maybe")
-    assert exc.value.status == 400 and "outcome" in exc.value.errors
+    assert exc.value.code == "invalid" and "outcome" in exc.value.errors
     assert PhaseOutcome.objects.count() == 0
 
 
 def test_unknown_attempt_is_404():
     with pytest.raises(ServiceError) as exc:
         services.attempt_record_phase(attempt_id=uuid.uuid4(), phase="x", outcome="passed", actor="e")
-    assert exc.value.status == 404
+    assert exc.value.code == "not_found"
 
 
 def test_superseded_attempt_is_refused():
@@ -84,7 +84,7 @@ def test_superseded_attempt_is_refused():
     services.task_rerun(slug=task.slug, actor="op", reason="replace", supersede_active=True)
     with pytest.raises(ServiceError) as exc:
         phase(old, "preflight")
-    assert exc.value.code == "superseded" and exc.value.status == 409
+    assert exc.value.code == "superseded"
     assert not PhaseOutcome.objects.filter(attempt=old).exists()
 
 

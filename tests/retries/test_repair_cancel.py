@@ -71,7 +71,7 @@ def test_repair_needs_a_reason_and_a_launched_task():
     launch(task)
     with pytest.raises(ServiceError) as exc:
         services.task_repair(slug=task.slug, actor="a", reason=" ")
-    assert exc.value.status == 400
+    assert exc.value.code == "invalid"
 
 
 def test_cancel_cancels_the_current_attempt_and_repeats_are_no_ops():
@@ -98,7 +98,7 @@ def test_cancel_refuses_succeeded_tasks_and_needs_a_reason():
     assert exc.value.code == "not_cancellable"
     with pytest.raises(ServiceError) as exc:
         services.task_cancel(slug=task.slug, actor="op", reason="")
-    assert exc.value.status == 400
+    assert exc.value.code == "invalid"
 
 
 def test_cancelled_task_can_be_rerun():
