@@ -55,6 +55,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "planning",
     "retries",
+    "missioncontrol.api",
+    "missioncontrol.web",
 ]
 
 MIDDLEWARE = [
