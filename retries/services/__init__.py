@@ -24,7 +24,7 @@ from .automatic import (
     task_sync_with_attempt,
 )
 from .base import AttemptResult, deferred_plan_refresh
-from .idempotency import idempotency_keys_expire, idempotency_store_bulk_response, idempotency_store_response
+from .idempotency import idempotency_keys_expire
 from .phases import attempt_record_phase
 from .previews import ActionPreview, task_repair_previews, task_rerun_previews
 from .reports import RunReport, native_run_report, native_run_report_batch, native_run_try_bind
@@ -41,8 +41,6 @@ __all__ = [
     "attempt_record_phase",
     "deferred_plan_refresh",
     "idempotency_keys_expire",
-    "idempotency_store_bulk_response",
-    "idempotency_store_response",
     "native_run_report",
     "native_run_report_batch",
     "native_run_try_bind",

@@ -1,7 +1,7 @@
 """Rule 4 for requests: a launch, rerun or repair with an ``Idempotency-Key``
 already used for a task returns the first result and creates nothing.
 The key record ties the key to the attempt it created; the stored response
-itself is the API's business (``missioncontrol.api.idempotency``)."""
+itself is the API's (``missioncontrol.api.idempotency``)."""
 
 from __future__ import annotations
 
@@ -73,23 +73,6 @@ def record(
         [IdempotencyKey(task=t, key=key, fingerprint=print_, attempt=attempts[t.id], created_at=now) for t in tasks]
     )
     return {r.task_id: r for r in made}
-
-
-def idempotency_store_response(*, record: IdempotencyKey, status: int, body: Any) -> None:
-    """Keep the first response for a keyed request. Call it inside the same
-    transaction as the request's service so that a concurrent repeat, queued
-    on the task lock, finds the response."""
-    record.response_status = status
-    record.response_body = body
-    record.save(update_fields=["response_status", "response_body"])
-
-
-def idempotency_store_bulk_response(*, results: list[AttemptResult], status: int, body: Any) -> None:
-    """The first response of a keyed bulk rerun, kept once: on the record of
-    the lowest task id, where a repeat looks for it."""
-    records = [r.idempotency for r in results if r.idempotency is not None]
-    if records:
-        idempotency_store_response(record=min(records, key=lambda r: r.task_id), status=status, body=body)
 
 
 def idempotency_keys_expire(*, now: dt.datetime | None = None) -> int:
