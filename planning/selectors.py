@@ -11,7 +11,7 @@ from django.db.models import Count
 
 from .models import PlanningTask
 
-FAILING_STATUSES = (PlanningTask.Status.FAILED, PlanningTask.Status.BLOCKED)
+FAILING_STATUSES = PlanningTask.FAILING_STATUSES
 
 
 def task_counts_by_status() -> dict[str, int]:
