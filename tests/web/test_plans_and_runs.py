@@ -99,8 +99,10 @@ def test_native_runs_lists_unbound_and_rejected_with_reasons(viewer_client):
     html = viewer_client.get(reverse("native_runs")).content.decode()
 
     assert run_rows(html) == {"nr-superseded": "rejected", "nr-waiting": "unbound", "nr-ghost": "rejected"}
-    assert "It names an attempt that was superseded" in html and "superseded</code>" in html
-    assert "It names a task slug that does not exist" in html and "no-such-task" in html
+    # Each reason as the binding decision explains it, with the facts compared.
+    assert (f"Refused: names attempt #{old.number}, superseded by #{old.number + 1} at ") in html
+    assert "superseded</code>" in html
+    assert "Refused: it names no known task." in html and "no-such-task" in html
     assert f'href="/tasks/t-runs/#attempt-{old.number}">#{old.number}</a>' in html
     assert NativeRun.objects.filter(binding="bound").count() == 1
 

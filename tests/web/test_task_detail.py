@@ -11,7 +11,7 @@ from planning.models import Event
 from retries import services
 from retries.models import Attempt
 from tests.factories import AgentFactory, TaskFactory
-from tests.steps import ago, current, fail_current, report
+from tests.steps import ago, current, fail_current, launch, report
 from tests.web.conftest import hx
 from tests.web.scenes import phase_failed_task, rerun, rich_history
 
@@ -260,3 +260,49 @@ def test_native_run_triage_links_an_old_claimed_attempt_to_the_whole_timeline(vi
     assert f'href="{url}?tab=attempts&amp;attempts=all#attempt-3">#3<' in html
     assert f'href="{url}#attempt-4">#4<' in html
     assert f'href="{url}#attempt-5">#5<' in html
+
+
+# --- The page shows what the rows say (one rule, one decision) -----------------------
+
+
+def _imported(task, **entry):
+    import json
+
+    from retries.history import retry_history_import
+
+    AgentFactory(name="aemeath")
+    retry_history_import(data=json.dumps({"version": 1, "entries": [{
+        "planningTaskId": task.slug, "attemptId": None, "attemptNumber": 1, "requestedAt": "2026-11-02T09:14:00Z",
+        "requestedAssigneeId": "aemeath", "nativeTaskId": "nt-1", "nativeRunId": "nr-1", "status": "failed",
+        "supersededAt": None, "supersededByAttemptId": None, **entry,
+    }]}), actor="importer")
+
+
+def test_imported_history_reads_imported_superseded_and_diagnoses_the_imported_failure(operator_client):
+    task = TaskFactory()
+    _imported(task)
+
+    html = detail(operator_client, task).content.decode()
+
+    assert "#None" not in html and "superseded by #" not in html
+    assert '<span class="tag tag-superseded">imported, superseded</span>' in html
+    assert "Not launched yet" not in html
+    assert "imported failure" in html and "#1 of 3" in html
+    # Nothing to cancel on a task with only imported history.
+    assert 'id="cancel"' not in html
+    assert 'data-role="rerun-preview"' in html and 'data-role="preview-assignee">aemeath<' in html
+
+
+def test_cancel_is_offered_only_when_there_is_something_to_cancel(operator_client):
+    running = TaskFactory()
+    launch(running)
+    failed = TaskFactory()
+    fail_current(failed)
+    cancelled = TaskFactory()
+    launch(cancelled)
+    services.task_cancel(slug=cancelled.slug, actor="op", reason="stop")
+
+    assert 'id="cancel"' in detail(operator_client, running).content.decode()
+    assert "Will cancel attempt #1" in detail(operator_client, running).content.decode()
+    assert "stop its automatic retries" in detail(operator_client, failed).content.decode()
+    assert 'id="cancel"' not in detail(operator_client, cancelled).content.decode()

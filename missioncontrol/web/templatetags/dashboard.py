@@ -1,5 +1,6 @@
 """Small presentation filters for the dashboard: statuses carry a word and
-a glyph, not only a colour; binding reasons read as sentences."""
+a glyph, not only a colour. (Binding reasons read as sentences through
+``NativeRun.binding_explanation``, the binding decision's own.)"""
 
 from __future__ import annotations
 
@@ -29,18 +30,6 @@ GLYPHS = {
     "unbound": "?",
 }
 
-BINDING_REASONS = {
-    "superseded": "It names an attempt that was superseded; a superseded run never binds again.",
-    "unknown_attempt": "It names an attempt id this system has never issued.",
-    "task_mismatch": "The attempt it names belongs to another task.",
-    "legacy_run_without_created_at": "A legacy run (no attempt id) without its own creation time cannot be placed.",
-    "predates_current_attempt": "A legacy run created before the current attempt was requested.",
-    "retired_native_id": "Its native id was linked to a superseded attempt and is retired.",
-    "attempt_already_bound": "The current attempt is already bound to another native run.",
-    "unknown_task": "It names a task slug that does not exist.",
-    "no_current_attempt": "The task has no attempt yet; it waits for one.",
-}
-
 
 @register.filter
 def status_label(value: str) -> str:
@@ -50,13 +39,6 @@ def status_label(value: str) -> str:
 @register.filter
 def status_glyph(value: str) -> str:
     return GLYPHS.get(value or "", "•")
-
-
-@register.filter
-def binding_reason_text(value: str | None) -> str:
-    if not value:
-        return ""
-    return BINDING_REASONS.get(value, value.replace("_", " "))
 
 
 @register.filter
