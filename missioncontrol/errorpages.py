@@ -120,7 +120,8 @@ def as_api_error(response: HttpResponse) -> HttpResponse:
     for header in _KEPT_HEADERS:
         if header in response:
             replacement[header] = response[header]
-    response.close()
+    # Not response.close(): that sends request_finished, which closes the
+    # database connection while the request is still being answered.
     return replacement
 
 
@@ -158,16 +159,17 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
 # The WSGI guard (missioncontrol.wsgi).
 
 
-def wsgi_error(environ: dict, start_response, status: int) -> list[bytes]:
+def wsgi_error(environ: dict, start_response, status: int, code: str | None = None,
+               detail: str | None = None) -> list[bytes]:
     path = environ.get("PATH_INFO", "") or ""
     if is_api_path(path):
-        body = json.dumps(error_body(status)).encode()
+        body = json.dumps(error_body(status, code, detail)).encode()
         content_type = "application/json"
     else:
         title = TITLES.get(status, "Error")
         body = f"<!doctype html><title>{title}</title><h1>{title} ({status})</h1>".encode()
         content_type = "text/html; charset=utf-8"
-    reason = {400: "Bad Request", 500: "Internal Server Error"}.get(status, "Error")
+    reason = {400: "Bad Request", 415: "Unsupported Media Type", 500: "Internal Server Error"}.get(status, "Error")
     start_response(
         f"{status} {reason}",
         [("Content-Type", content_type), ("Content-Length", str(len(body))), ("X-Content-Type-Options", "nosniff")],

@@ -34,6 +34,7 @@ from collections.abc import Callable
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils.cache import add_never_cache_headers
+from django.utils.http import parse_header_parameters
 
 from missioncontrol import errorpages
 
@@ -54,6 +55,26 @@ def charset_allowed(name: str) -> bool:
         return codecs.lookup(name).name in ALLOWED_CHARSETS
     except LookupError:
         return False
+
+
+def charset_refusal(charset: str | None, *, api: bool) -> tuple[int, str, str] | None:
+    """(status, code, detail) refusing a charset other than UTF-8, or None.
+    The detail does not name it: it may be anything the client sent."""
+    if charset is None or charset_allowed(charset):
+        return None
+    detail = "The request's charset is not supported; send UTF-8."
+    return (415, "unsupported_media_type", detail) if api else (400, "bad_request", detail)
+
+
+def environ_charset_refusal(environ: dict) -> tuple[int, str, str] | None:
+    """``charset_refusal`` for a request Django has not built yet: building
+    it with a charset such as ``rot13`` fails inside Django (it decodes the
+    query string with it), so missioncontrol.wsgi asks this first."""
+    try:
+        _, params = parse_header_parameters(environ.get("CONTENT_TYPE", ""))
+    except ValueError:
+        return (400, "bad_request", "The Content-Type header cannot be parsed.")
+    return charset_refusal(params.get("charset"), api=errorpages.is_api_path(environ.get("PATH_INFO", "")))
 
 
 class InputHygieneMiddleware:
@@ -87,13 +108,9 @@ class InputHygieneMiddleware:
                     request, 413, "too_large",
                     f"The request body is {length} bytes; the limit is {settings.DATA_UPLOAD_MAX_MEMORY_SIZE}.",
                 )
-        charset = request.content_params.get("charset")
-        if charset is not None and not charset_allowed(charset):
-            # Said without the name: it may be anything the client sent.
-            detail = "The request's charset is not supported; send UTF-8."
-            if api:
-                return errorpages.error_response(request, 415, "unsupported_media_type", detail)
-            return errorpages.error_response(request, 400, "bad_request", detail)
+        refused = charset_refusal(request.content_params.get("charset"), api=api)
+        if refused is not None:
+            return errorpages.error_response(request, *refused)
         if bad_text(request.path_info) or b"\x00" in raw_path:
             return self.bad_text(request, "path")
         if b"\x00" in raw_query or _NUL_ESCAPE.search(raw_query):
