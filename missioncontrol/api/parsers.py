@@ -9,8 +9,9 @@ refused before Python's JSON decoder could exhaust the stack.
 After: no string, key or value, anywhere in the document contains a NUL or
 an unpaired surrogate (``"\\ud800"``): PostgreSQL refuses the first, UTF-8
 cannot encode the second, and a serializer that echoed either in its error
-message would fail to render it. The 400 names where, as a dotted path
-(``reports.3.message``), never the value.
+message would fail to render it. The 400's ``errors`` are keyed by the
+field, and the message says where inside it as a dotted path (``at
+reports.3.message``); the value is never echoed.
 """
 
 from __future__ import annotations
@@ -105,5 +106,17 @@ class JSONParser(parsers.JSONParser):
             raise exceptions.ParseError(f"The body is not valid JSON{where}.") from None
         paths = bad_text_paths(data)
         if paths:
-            raise exceptions.ValidationError({path: [BAD_TEXT_MESSAGE] for path in paths})
+            raise exceptions.ValidationError(bad_text_errors(paths))
         return data
+
+
+def bad_text_errors(paths: list[str]) -> dict[str, list[str]]:
+    """Errors keyed by the request's field (the top-level key), as for any
+    other field error; the message says where inside it."""
+    errors: dict[str, list[str]] = {}
+    for path in paths:
+        field = path.split(".", 1)[0]
+        where = path if len(path) <= 200 else path[:200] + "…"
+        message = BAD_TEXT_MESSAGE if path == field else f"{BAD_TEXT_MESSAGE[:-1]} (at {where})."
+        errors.setdefault(field, []).append(message)
+    return errors
