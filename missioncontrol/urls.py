@@ -8,7 +8,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("missioncontrol.api.urls")),
     # The operator dashboard: board at /, login and logout under accounts/.
-    path("", include("planning.web.urls")),
+    path("", include("missioncontrol.web.urls")),
 ]
 
 # Errors outside a view's own handling: the API's JSON error shape under
