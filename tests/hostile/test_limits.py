@@ -20,7 +20,7 @@ from tests.hostile.conftest import assert_api_error, assert_html_error, no_chang
 
 def report_serializer_module():
     # The API modules are moving into missioncontrol/api/; either place.
-    for name in ("missioncontrol.api.serializers", "missioncontrol.api.runs.serializers", "retries.api.serializers"):
+    for name in ("missioncontrol.api.serializers.native_runs", "missioncontrol.api.serializers", "retries.api.serializers"):
         try:
             module = importlib.import_module(name)
         except ImportError:
