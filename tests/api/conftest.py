@@ -74,3 +74,12 @@ def assert_error(response, status: int, code: str, fields: set[str] | None = Non
         assert set(body["errors"]) == fields, body
         assert all(isinstance(m, list) and m for m in body["errors"].values()), body
     return body
+
+
+def binding_of(run: dict) -> dict:
+    """A native run's binding without its explanation, which must be a
+    sentence (its wording is tested with the decision)."""
+    binding = dict(run["binding"])
+    explanation = binding.pop("explanation")
+    assert isinstance(explanation, str) and explanation.endswith("."), explanation
+    return binding

@@ -5,6 +5,8 @@ import datetime as dt
 
 import pytest
 
+from tests.api.conftest import binding_of
+
 pytestmark = pytest.mark.django_db
 
 SLUG = "policy-protocol-index-creation-proc-0"
@@ -33,7 +35,7 @@ def test_seed_000_through_the_api(clients, old_run_names_its_attempt):
     first = ok(operator.post(f"/api/v1/tasks/{SLUG}/launch/"), 201)
     old_run = {"executor": "ext", "native_task_id": "nt-8812", "native_run_id": "nr-8812-1", "task": SLUG}
     bound = ok(executor.post("/api/v1/native-runs/", {**old_run, "status": "running", "attempt_id": first["id"]}), 201)
-    assert bound["binding"] == {"state": "bound", "attempt_id": first["id"], "reason": None}
+    assert binding_of(bound) == {"state": "bound", "attempt_id": first["id"], "reason": None}
     ok(executor.post("/api/v1/native-runs/", {**old_run, "status": "failed", "attempt_id": first["id"],
                                               "message": "index build failed"}), 200)
     assert ok(operator.get(f"/api/v1/tasks/{SLUG}/"), 200)["status"] == "failed"
@@ -73,7 +75,7 @@ def test_seed_000_through_the_api(clients, old_run_names_its_attempt):
     fresh = ok(executor.post("/api/v1/native-runs/", {"executor": "ext", "native_task_id": "nt-9001",
                                                       "native_run_id": "nr-9001-1", "task": SLUG,
                                                       "status": "failed", "attempt_id": second["id"]}), 201)
-    assert fresh["binding"] == {"state": "bound", "attempt_id": second["id"], "reason": None}
+    assert binding_of(fresh) == {"state": "bound", "attempt_id": second["id"], "reason": None}
     third = ok(operator.post(f"/api/v1/tasks/{SLUG}/rerun/", {"reason": "once more"}), 201)
     assert third["requested_assignee"] == "shorekeeper"
     history = ok(operator.get(f"/api/v1/tasks/{SLUG}/attempts/"), 200)["results"]

@@ -40,16 +40,23 @@ def test_operator_finds_a_failed_task_and_reruns_it_with_another_assignee(live_s
     expect(page.locator(".diagnostics")).to_contain_text("lock wait exceeded")
     expect(page.locator("[data-role=frozen-assignee]")).to_have_text("aemeath")
     expect(page.locator("[data-role=owner]")).to_have_text("cartethyia")
-    expect(page.locator(".assignees .note")).to_be_visible()
+    # The task's assignee and the frozen one are the same agent: no note
+    # (the owner is shown, not compared).
+    expect(page.locator("[data-role=assignees-differ]")).to_have_count(0)
     expect(page.locator("#attempt-1 .run-rejected")).to_have_count(0)
     expect(page.locator(".runs-aside")).to_contain_text("predates_current_attempt")
     screenshot(page, "task_detail", full_page=True)
 
     form = page.locator("#rerun form")
     assignee = form.get_by_label("Assignee for the new attempt")
-    expect(assignee).to_have_value("aemeath")  # the previous frozen one, not the owner
+    # The default keeps rule 3's answer, the previous frozen one, not the owner;
+    # the preview beside the button says so, and follows a new choice (htmx).
+    expect(assignee).to_have_value("")
+    expect(form.locator("[data-role=default-assignee]")).to_have_text("aemeath")
+    expect(form.locator("[data-role=preview-assignee]")).to_have_text("aemeath")
     form.get_by_label("Reason").fill("lock contention cleared; retry on the quieter worker")
     assignee.select_option("shorekeeper")
+    expect(form.locator("[data-role=preview-assignee]")).to_have_text("shorekeeper")
     screenshot(page, "rerun_form", clip=page.locator("#task-actions").bounding_box())
     form.get_by_role("button", name="Rerun task").click()
 
@@ -63,6 +70,7 @@ def test_operator_finds_a_failed_task_and_reruns_it_with_another_assignee(live_s
     expect(old.locator(".tag-superseded")).to_have_attribute("href", "#attempt-2")
     expect(old.locator("[data-role=attempt-assignee]")).to_have_text("aemeath")
     expect(page.locator("[data-role=frozen-assignee]")).to_have_text("shorekeeper")
+    expect(page.locator("[data-role=assignees-differ]")).to_contain_text("is frozen on shorekeeper")
     screenshot(page, "task_detail_after_rerun", full_page=True)
 
     attempts = list(Attempt.objects.filter(task=s.failed).order_by("number"))

@@ -4,7 +4,11 @@ No worker, no database."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +16,7 @@ from retries.demo.faults import TaskParamFaults
 from retries.executors.base import LaunchError, LaunchRequest
 from retries.executors.local import DEFAULT_PHASE_SECONDS, PhaseBehaviour, PhasePlan, phase_behaviour
 
+ROOT = Path(__file__).resolve().parents[2]
 PLAIN = "retries.executors.local.PhaseBehaviour"
 FAULTS = "retries.demo.faults.TaskParamFaults"
 
@@ -23,10 +28,26 @@ def request(params: dict, *, number: int = 1) -> LaunchRequest:
     )
 
 
-def test_development_settings_turn_the_fault_injection_on(settings):
-    # make test runs with DEBUG on, so LOCAL_EXECUTOR_FAULTS defaults to on.
-    assert settings.LOCAL_EXECUTOR_FAULTS is True
-    assert settings.LOCAL_EXECUTOR_PHASES == FAULTS
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [({"DEBUG": "1"}, FAULTS), ({"DEBUG": "0"}, PLAIN), ({"DEBUG": "0", "LOCAL_EXECUTOR_FAULTS": "1"}, FAULTS),
+     ({"DEBUG": "1", "LOCAL_EXECUTOR_FAULTS": "0"}, PLAIN)],
+)
+def test_fault_injection_is_on_in_development_and_off_in_production(env, expected):
+    """The real settings module, read in a fresh process with only these
+    variables: the demo's faults never reach production by default."""
+    script = "import django; django.setup(); from django.conf import settings; print(settings.LOCAL_EXECUTOR_PHASES)"
+    clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "LOCAL_EXECUTOR_FAULTS"}}
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT,
+        env={**clean, "DJANGO_SETTINGS_MODULE": "missioncontrol.settings", "SECRET_KEY": "x" * 50, **env},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == expected
+
+
+def test_the_fault_behaviour_is_what_the_setting_names(settings):
+    settings.LOCAL_EXECUTOR_PHASES = FAULTS
     assert isinstance(phase_behaviour(), TaskParamFaults)
 
 
