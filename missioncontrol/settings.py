@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.utils.csp import CSP
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("MISSIONCONTROL_VAR_DIR", BASE_DIR / "var"))
@@ -61,18 +62,23 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Production serves the collected static files itself (inserted here
+    # below); a DEBUG run uses the staticfiles app and needs no collectstatic.
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    # Refuses what no view can handle (too long, too large, bad charset, NUL,
+    # lone surrogates) and keeps every /api/ error in the JSON shape.
+    "missioncontrol.middleware.InputHygieneMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "missioncontrol.middleware.NoStoreForLoggedInMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
 if not DEBUG:
-    # Production serves the collected static files itself; a DEBUG run uses
-    # the staticfiles app (runserver, live_server) and needs no collectstatic.
     MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "missioncontrol.urls"
@@ -98,8 +104,8 @@ if not os.environ.get("DATABASE_URL") or not os.environ.get("CELERY_BROKER_URL")
     # The embedded default keeps its SQLite files here; a fresh checkout has no var/ yet.
     VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES = {
-    "default": dj_database_url.config(
-        default=f"sqlite:///{_sqlite_path}",
+    "default": dj_database_url.parse(
+        os.environ.get("DATABASE_URL") or f"sqlite:///{_sqlite_path}",
         conn_max_age=int(os.environ.get("CONN_MAX_AGE", "0")),
     )
 }
@@ -152,6 +158,39 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 if env_bool("BEHIND_TLS_PROXY", False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Content-Security-Policy on every page: scripts, styles, images and
+# connections from this origin only, no inline script or style, no eval
+# (the dashboard sets htmx's allowEval and includeIndicatorStyles off), no
+# framing, forms post only here. The API docs page relaxes style-src alone
+# (missioncontrol/api/views.py).
+SECURE_CSP = {
+    "default-src": [CSP.NONE],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF],
+    "font-src": [CSP.SELF],
+    "connect-src": [CSP.SELF],
+    "manifest-src": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+    "base-uri": [CSP.NONE],
+    "object-src": [CSP.NONE],
+}
+CSRF_FAILURE_VIEW = "missioncontrol.errorpages.csrf_failure"
+
+# Request limits (README, "Limits"; the hostile-input suite in tests/hostile/).
+# The largest body the contract allows is a batch of 500 native-run reports
+# at their maximum field lengths: about 32.4 MB of UTF-8 JSON even when every
+# character of every text field is written as a six-byte \u00XX escape
+# (tests/hostile/test_limits.py computes it from the serializer). 40 MiB
+# admits it with a margin; a larger body is a 413 before it is read.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 40 * 1024 * 1024
+# Path and query string together, as sent. gunicorn.conf.py lets longer
+# request lines through to Django, which answers 414 in the API's shape.
+REQUEST_MAX_URL_BYTES = 4096
+# Arrays and objects in a JSON body (missioncontrol.api.parsers); task params
+# may nest 32 levels themselves.
+API_MAX_JSON_DEPTH = 64
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -161,7 +200,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["missioncontrol.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "missioncontrol.api.errors.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "missioncontrol.api.pagination.ApiPagination",
@@ -214,6 +253,9 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 RECONCILE_INTERVAL_SECONDS = float(os.environ.get("RECONCILE_INTERVAL_SECONDS", "5"))
+# A launch still pending this long after it was requested is sent again by
+# reconciliation (retries/reconcile.py reads this setting).
+RECONCILE_RELAUNCH_AFTER_SECONDS = float(os.environ.get("RECONCILE_RELAUNCH_AFTER_SECONDS", "60"))
 CELERY_BEAT_SCHEDULE = {
     "reconcile": {
         "task": "retries.tasks.reconcile",

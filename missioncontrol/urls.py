@@ -10,3 +10,10 @@ urlpatterns = [
     # The operator dashboard: board at /, login and logout under accounts/.
     path("", include("missioncontrol.web.urls")),
 ]
+
+# Errors outside a view's own handling: the API's JSON error shape under
+# /api/, a small HTML page elsewhere; never a stack trace (errorpages.py).
+handler400 = "missioncontrol.errorpages.bad_request"
+handler403 = "missioncontrol.errorpages.permission_denied"
+handler404 = "missioncontrol.errorpages.page_not_found"
+handler500 = "missioncontrol.errorpages.server_error"

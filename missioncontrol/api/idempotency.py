@@ -35,8 +35,10 @@ IDEMPOTENCY_PARAMETER = OpenApiParameter(
 
 
 def idempotency_key(request) -> str | None:
+    """The header's key, or None when the header is absent. Present but
+    empty or malformed is a 400: what the schema's pattern says."""
     key = request.headers.get(HEADER)
-    if key is None or key == "":
+    if key is None:
         return None
     if not re.fullmatch(KEY_PATTERN, key):
         raise ValidationError({HEADER: ["Use 1 to 200 visible ASCII characters."]})

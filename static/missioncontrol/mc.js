@@ -27,6 +27,15 @@
     var reason = form.querySelector('input[name="reason"]');
     return form.matches(":focus-within") || Boolean(reason && reason.value);
   };
+  // A poller marked data-pause-while-composing skips its refresh then. A
+  // listener, not an hx-trigger filter: filters are evaluated as code,
+  // which the Content-Security-Policy forbids.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail && event.detail.elt;
+    if (elt && elt.hasAttribute("data-pause-while-composing") && window.mcComposing()) {
+      event.preventDefault();
+    }
+  });
   // "/" focuses the board's search, as in most consoles.
   document.addEventListener("keydown", function (event) {
     if (event.key !== "/" || event.target.closest("input, textarea, select")) return;

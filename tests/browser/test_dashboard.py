@@ -213,7 +213,9 @@ def test_operator_reruns_a_boards_failures_together_and_the_refresh_waits_while_
     # Once the form is left empty the refresh resumes and shows the change.
     form.locator('input[name="reason"]').fill("")
     page.locator("h1, h2").first.click()
-    page.wait_for_function("!document.getElementById('board-live').dataset.marker", timeout=15_000)
+    # A function, not an expression: Playwright evaluates an expression with
+    # eval() in the page, which the Content-Security-Policy forbids.
+    page.wait_for_function("() => !document.getElementById('board-live').dataset.marker", timeout=15_000)
 
     form.locator('input[name="reason"]').fill("lock timeout raised on protocol_store")
     form.get_by_label("Go past the attempt budget").check()

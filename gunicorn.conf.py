@@ -1,0 +1,29 @@
+"""gunicorn's settings for Mission Control in production:
+
+    gunicorn -c gunicorn.conf.py missioncontrol.wsgi
+
+(gunicorn also reads ./gunicorn.conf.py by itself when started from the
+checkout). Anything else (bind address, workers) comes from the command line
+or GUNICORN_CMD_ARGS as usual.
+
+Request limits live in Django, where they answer in the API's JSON error
+shape (README, "Limits"): a URL over REQUEST_MAX_URL_BYTES (4096) is a 414
+from missioncontrol.middleware. gunicorn's own request-line limit is set to
+its largest finite value, so that every URL Django could refuse reaches
+Django; a request line past even that, or one gunicorn cannot parse at all,
+is answered by gunicorn itself, and missioncontrol.gunicorn_errors makes
+that answer the JSON shape too instead of gunicorn's HTML page.
+"""
+
+limit_request_line = 8190  # gunicorn's maximum (0 would mean unbounded)
+limit_request_fields = 100
+limit_request_field_size = 8190
+# No control socket: it sits at one path per user ($HOME/.gunicorn/gunicorn.ctl), shared by every
+# gunicorn on the machine; nothing but the HTTP port should listen.
+control_socket_disable = True
+
+
+def post_worker_init(worker):
+    from missioncontrol.gunicorn_errors import install
+
+    install()
