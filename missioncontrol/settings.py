@@ -10,6 +10,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from missioncontrol.observability import logs as observability_logs
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("MISSIONCONTROL_VAR_DIR", BASE_DIR / "var"))
 
@@ -55,9 +57,13 @@ INSTALLED_APPS = [
     "django_htmx",
     "planning",
     "retries",
+    "missioncontrol.observability",
+    "missioncontrol.alerts",
 ]
 
 MIDDLEWARE = [
+    # Outermost: request id, one log line and the latency of every request.
+    "missioncontrol.observability.middleware.RequestObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -71,7 +77,8 @@ MIDDLEWARE = [
 if not DEBUG:
     # Production serves the collected static files itself; a DEBUG run uses
     # the staticfiles app (runserver, live_server) and needs no collectstatic.
-    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
+    MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+                      "whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "missioncontrol.urls"
 WSGI_APPLICATION = "missioncontrol.wsgi.application"
@@ -232,9 +239,24 @@ HTTP_EXECUTOR_TIMEOUT = float(os.environ.get("HTTP_EXECUTOR_TIMEOUT", "5"))
 
 IDEMPOTENCY_KEY_TTL_SECONDS = 24 * 3600
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+# Observability (docs/operations.md). Structured logs: JSON lines, or
+# readable lines for a person at a terminal (the default with DEBUG).
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "console" if DEBUG else "json")
+LOGGING = observability_logs.configure(fmt=LOG_FORMAT, level=os.environ.get("LOG_LEVEL", "INFO"))
+
+# Prometheus multiprocess mode: each process writes its counters here and
+# GET /metrics sums them. Whoever starts web and worker wipes it first
+# (make run does); it is created here if missing.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+
+# Alert webhooks (missioncontrol/alerts).
+WEBHOOK_MAX_TRIES = int(os.environ.get("WEBHOOK_MAX_TRIES", "8"))
+WEBHOOK_BACKOFF_SECONDS = float(os.environ.get("WEBHOOK_BACKOFF_SECONDS", "10"))
+WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "5"))
+WEBHOOKS_ALLOW_PRIVATE = env_bool("WEBHOOKS_ALLOW_PRIVATE", False)
+CELERY_BEAT_SCHEDULE["webhook-sweep"] = {
+    "task": "missioncontrol.alerts.tasks.sweep",
+    "schedule": float(os.environ.get("WEBHOOK_SWEEP_SECONDS", "60")),
+    "options": {"expires": 60},
 }
