@@ -156,5 +156,6 @@ def log_facts(facts: list[PendingEvent]) -> None:
             task_id=fact.task_id,
             attempt_id=str(fact.attempt_id) if fact.attempt_id else None,
             plan_id=str(fact.plan_id) if fact.plan_id else None,
+            status=fact.data.get("status"),
             reason=fact.data.get("reason"),
         )
