@@ -194,6 +194,9 @@ SPECTACULAR_SETTINGS = {
         "BindingStateEnum": "retries.models.NativeRun.Binding",
         "AgentKindEnum": "planning.models.Agent.Kind",
         "ExecutorEnum": "planning.models.Procedure.Executor",
+        "AlertEventEnum": "missioncontrol.alerts.events.ALERT_EVENTS",
+        "WebhookFormatEnum": "missioncontrol.alerts.models.WebhookSubscription.Format",
+        "DeliveryStateEnum": "missioncontrol.alerts.models.WebhookDelivery.State",
     },
 }
 

@@ -78,7 +78,7 @@ def check_webhook_url(url: str) -> list[str]:
         raise _url_error("Put no credentials in the URL; the signature authenticates the sender.")
     try:
         infos = socket.getaddrinfo(host, port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as exc:
+    except (OSError, UnicodeError, ValueError) as exc:
         raise _url_error(f"The host {host} does not resolve.") from exc
     addresses = list(dict.fromkeys(info[4][0] for info in infos))
     if not allow_private:

@@ -32,6 +32,9 @@ PATHS = {
     "/api/v1/native-runs/batch/": {"post"},
     # Extensions of API.md.
     "/api/v1/reruns/": {"post"},
+    "/api/v1/webhooks/": {"get", "post"},
+    "/api/v1/webhooks/{id}/": {"get", "patch", "delete"},
+    "/api/v1/webhooks/{id}/deliveries/": {"get"},
 }
 
 
