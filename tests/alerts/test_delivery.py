@@ -184,3 +184,19 @@ def test_the_signature_covers_timestamp_and_body():
     assert header == "t=1700000000,v1=" + __import__("hmac").new(
         b"k" * 16, b'1700000000.{"a":1}', "sha256").hexdigest()
     assert uuid.UUID(str(services.delivery_id(uuid.uuid4(), alert())))
+
+
+def test_the_readme_snippet_verifies_a_signature():
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).resolve().parents[2] / "README.md").read_text()
+    snippet = re.search(r"Verify a delivery before trusting it:\n\n```python\n(.*?)```", readme, re.S).group(1)
+    assert len(snippet.strip().splitlines()) <= 5
+    namespace: dict = {}
+    exec(snippet, namespace)
+    body = b'{"id":"x"}'
+    header = services.sign(SECRET, body, int(time.time()))
+    assert namespace["verify"](SECRET.encode(), header, body)
+    assert not namespace["verify"](SECRET.encode(), header, body + b" ")
+    assert not namespace["verify"](b"another-secret-0123456789", header, body)
