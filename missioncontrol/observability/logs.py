@@ -71,7 +71,9 @@ def configure(*, fmt: str, level: str) -> dict:
             "structured": {
                 "()": structlog.stdlib.ProcessorFormatter,
                 "processors": [structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderer],
-                "foreign_pre_chain": [*_SHARED, structlog.stdlib.ExtraAdder()],
+                # Records of the stdlib (Django, Celery) keep their message;
+                # their ``extra`` (request objects, duplicated data) is left out.
+                "foreign_pre_chain": _SHARED,
             }
         },
         "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
