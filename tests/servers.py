@@ -82,7 +82,7 @@ def run_python(code: str, env: dict[str, str], timeout: float = 120) -> str:
     result = subprocess.run(
         [sys.executable, "-c", "import django; django.setup()\n" + code],
         cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "missioncontrol.settings"},
-        capture_output=True, text=True, timeout=timeout,
+        capture_output=True, text=True, timeout=timeout, check=False,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     return result.stdout

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Iterator
+from typing import Self
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -138,7 +139,7 @@ class reconcile_timer:
     """Times one reconciliation pass into the histogram and the pass counter
     (the Celery task wraps ``reconcile_pass`` in it)."""
 
-    def __enter__(self) -> reconcile_timer:
+    def __enter__(self) -> Self:
         self.started = time.perf_counter()
         self.result = "failed"
         return self

@@ -31,4 +31,4 @@ def eager():
 
 
 # A real Celery worker (tests/observe_worker.py), shared with tests/logs.
-from tests.observe_worker import OBSERVE_WORKER_GROUP, observe_celery_worker, observe_worker  # noqa: E402,F401
+from tests.observe_worker import OBSERVE_WORKER_GROUP, observe_celery_worker, observe_worker  # noqa: F401

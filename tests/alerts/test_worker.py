@@ -13,9 +13,9 @@ from missioncontrol.alerts.models import WebhookDelivery
 from missioncontrol.alerts.tasks import sweep
 from retries import services as retry_services
 from tests.alerts.conftest import SECRET
-from tests.observe_worker import OBSERVE_WORKER_GROUP
 from tests.alerts.test_delivery import alert, spent_task
 from tests.execution.conftest import wait_for
+from tests.observe_worker import OBSERVE_WORKER_GROUP
 
 pytestmark = [pytest.mark.worker, pytest.mark.xdist_group(OBSERVE_WORKER_GROUP),
               pytest.mark.django_db(transaction=True)]

@@ -9,7 +9,6 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from missioncontrol.api.services import api_token_create
 from missioncontrol.roles import has_role
 from planning import services as planning_services
 from retries.models import NativeRun
