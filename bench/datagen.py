@@ -25,7 +25,7 @@ ACTOR = "bench"
 EXECUTOR = "bench"
 PHASES = ["preflight", "execute", "finalize"]
 
-# Final attempt status -> the task status it projects to (retries.services.TASK_STATUS_FOR_ATTEMPT).
+# Final attempt status -> the task status it projects to (retries.decisions.TASK_STATUS_FOR_ATTEMPT).
 TASK_STATUS = {"pending": "launch_requested", "running": "running", "failed": "failed", "succeeded": "succeeded"}
 
 

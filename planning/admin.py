@@ -14,7 +14,6 @@ from missioncontrol.errors import ServiceError
 from missioncontrol.roles import ADMIN, OPERATOR, VIEWER, actor_name, has_role
 from retries import services as retry_services
 from retries.models import Attempt
-from retries.repairs import repair_previews
 
 from . import services
 from .models import Agent, Event, Plan, PlanningTask, Procedure, Project, TaskStatusCount
@@ -431,11 +430,11 @@ class PlanningTaskAdmin(ServiceAdmin):
                     refusals = exc.errors or {}
         else:
             form = form_class()
-        previews = {p.slug: p for p in repair_previews([t.slug for t in tasks])} if kind == "repair" else {}
+        previews = {p.slug: p for p in self._previews(kind, tasks, form)}
         rows = [
             {
                 "task": task,
-                "plan": previews[task.slug].describe() if kind == "repair" else self._rerun_plan(task),
+                "plan": previews[task.slug].summary(),
                 "refused": " ".join(refusals.get(task.slug, [])),
             }
             for task in tasks
@@ -461,8 +460,18 @@ class PlanningTaskAdmin(ServiceAdmin):
         return TemplateResponse(request, ACTION_TEMPLATE, context)
 
     @staticmethod
-    def _rerun_plan(task: PlanningTask) -> str:
-        return f"status {task.status}; attempts {task.attempt_count} of {task.max_attempts}"
+    def _previews(kind: str, tasks: list[PlanningTask], form) -> list:
+        """What the action would do per task: the action's own decision,
+        for the options the operator gave (when the form is valid)."""
+        data = form.cleaned_data if form.is_bound and form.is_valid() else {}
+        assignee = data.get("assignee") or None
+        slugs = [t.slug for t in tasks]
+        if kind == "repair":
+            return retry_services.task_repair_previews(slugs=slugs, assignee=assignee)
+        return retry_services.task_rerun_previews(
+            slugs=slugs, assignee=assignee, override_budget=bool(data.get("override_budget")),
+            supersede_active=bool(data.get("supersede_active")),
+        )
 
     def _rerun(self, request, tasks: list[PlanningTask], *, data: dict) -> None:
         """All the selected tasks in one transaction (``task_rerun_many``),

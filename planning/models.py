@@ -126,6 +126,8 @@ class PlanningTask(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     ACTIVE_STATUSES = (Status.LAUNCH_REQUESTED, Status.RUNNING)
+    # Ended badly: what an operator reruns, what a plan counts as failing.
+    FAILING_STATUSES = (Status.FAILED, Status.BLOCKED)
 
     class Meta:
         ordering = ["slug"]

@@ -14,7 +14,7 @@ from retries.models import Attempt, PhaseOutcome
 
 from .models import Plan, PlanningTask
 
-FAILING_STATUSES = (PlanningTask.Status.FAILED, PlanningTask.Status.BLOCKED)
+FAILING_STATUSES = PlanningTask.FAILING_STATUSES
 
 
 def current_attempts_prefetch() -> Prefetch:

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from missioncontrol.errors import invalid, not_found
 
+from .decisions import plan_pause, plan_status
 from .ledger import ledger_append
 from .models import Agent, Plan, PlanningTask, Procedure, Project, TaskStatusCount
 from .selectors import task_counts_by_status
@@ -189,23 +190,6 @@ def plan_create(*, name: str, project: str, on_error: str = Plan.OnError.CONTINU
     return plan
 
 
-def _plan_status_from_counts(plan: Plan, counts: dict[str, int]) -> str:
-    S = PlanningTask.Status
-    total = sum(counts.values())
-    failing = counts.get(S.FAILED, 0) + counts.get(S.BLOCKED, 0)
-    if plan.paused_at is not None:
-        return Plan.Status.PAUSED
-    if total == 0 or counts.get(S.DRAFT, 0) == total:
-        return Plan.Status.DRAFT
-    if counts.get(S.LAUNCH_REQUESTED, 0) + counts.get(S.RUNNING, 0) + counts.get(S.DRAFT, 0):
-        return Plan.Status.RUNNING
-    if failing:
-        return Plan.Status.FAILED
-    if counts.get(S.SUCCEEDED, 0):
-        return Plan.Status.SUCCEEDED
-    return Plan.Status.CANCELLED
-
-
 def plan_refresh(*, plan_id: uuid.UUID, actor: str = "system", failure_seen: bool = False) -> Plan | None:
     """Recompute a plan's status from its tasks' committed statuses.
 
@@ -223,19 +207,22 @@ def plan_refresh(*, plan_id: uuid.UUID, actor: str = "system", failure_seen: boo
             PlanningTask.objects.filter(plan_id=plan_id).values_list("status").annotate(n=Count("id")).order_by()
         )
         fields: list[str] = []
-        if plan.on_error == Plan.OnError.PAUSE and failure_seen and plan.paused_at is None:
+        if plan_pause(on_error=plan.on_error, failure_seen=failure_seen, paused=plan.paused_at is not None):
             plan.paused_at = timezone.now()
             fields.append("paused_at")
-            ledger_append(type="plan.paused", actor=actor, plan_id=plan.id, data={"counts": counts})
-        status = _plan_status_from_counts(plan, counts)
-        if status != plan.status:
+            ledger_append(
+                type="plan.paused", actor=actor, plan_id=plan.id,
+                data={"counts": counts, "reason": "a task failed and the plan's on_error is pause"},
+            )
+        decided = plan_status(counts, paused=plan.paused_at is not None)
+        if decided.status != plan.status:
             ledger_append(
                 type="plan.status_changed",
                 actor=actor,
                 plan_id=plan.id,
-                data={"from": plan.status, "status": status, "counts": counts},
+                data={"from": plan.status, "status": decided.status, "counts": counts, "reason": decided.reason},
             )
-            plan.status = status
+            plan.status = decided.status
             fields.append("status")
         if fields:
             plan.save(update_fields=[*fields, "updated_at"])

@@ -170,6 +170,9 @@ class NativeRun(models.Model):
         Attempt, on_delete=models.PROTECT, null=True, blank=True, related_name="native_runs"
     )
     binding_reason = models.CharField(max_length=200, null=True, blank=True)
+    # What the binding decision compared (``retries.decisions.decide_binding``):
+    # every screen explains the binding from these with ``explain_binding``.
+    binding_facts = models.JSONField(default=dict, db_default={}, blank=True)
 
     class Meta:
         ordering = ["-last_seen_at"]
@@ -180,10 +183,18 @@ class NativeRun(models.Model):
             models.Index(fields=["binding", "id"], condition=Q(binding="unbound"), name="native_run_unbound"),
             models.Index(fields=["native_task_id"], name="native_run_native_task"),
             models.Index(fields=["task", "binding"], name="native_run_task_binding"),
+            # Superseding an attempt retires the ids of every run that claimed it.
+            models.Index(fields=["claimed_attempt_id"], name="native_run_claimed_attempt"),
         ]
 
     def __str__(self) -> str:
         return f"{self.executor}:{self.native_run_id}"
+
+    @property
+    def binding_explanation(self) -> str:
+        from .decisions.binding import explain_binding
+
+        return explain_binding(self.binding, self.binding_reason, self.binding_facts)
 
 
 class RetiredNativeId(models.Model):

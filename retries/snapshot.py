@@ -158,7 +158,7 @@ _validator = Draft202012Validator(SNAPSHOT_SCHEMA, format_checker=_format_checke
 
 class SnapshotError(ServiceError):
     def __init__(self, detail: str, problems: list[str] | None = None) -> None:
-        super().__init__("snapshot_failed", detail, status=500, errors={"snapshot": problems} if problems else None)
+        super().__init__("snapshot_failed", detail, errors={"snapshot": problems} if problems else None)
         self.problems = problems or []
 
 

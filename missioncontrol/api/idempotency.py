@@ -16,7 +16,8 @@ from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 
 from retries.models import Attempt
-from retries.services import AttemptResult, idempotency_store_bulk_response, idempotency_store_response
+from retries.models import IdempotencyKey
+from retries.services import AttemptResult
 
 HEADER = "Idempotency-Key"
 # Stored in a 200-character column; visible ASCII keeps it printable in logs.
@@ -75,3 +76,24 @@ def bulk_attempt_response(
         if not first.replayed:
             idempotency_store_bulk_response(results=results, status=201, body=body)
     return Response(body, status=201)
+
+
+# The stored responses are the API's: the services only tie a key to the
+# attempt it created (``retries.services.idempotency``).
+
+
+def idempotency_store_response(*, record: IdempotencyKey, status: int, body: Any) -> None:
+    """Keep the first response for a keyed request, inside the same
+    transaction as the request's service, so that a concurrent repeat,
+    queued on the task lock, finds the response."""
+    record.response_status = status
+    record.response_body = body
+    record.save(update_fields=["response_status", "response_body"])
+
+
+def idempotency_store_bulk_response(*, results: list[AttemptResult], status: int, body: Any) -> None:
+    """The first response of a keyed bulk rerun, kept once: on the record of
+    the lowest task id, where a repeat looks for it."""
+    records = [r.idempotency for r in results if r.idempotency is not None]
+    if records:
+        idempotency_store_response(record=min(records, key=lambda r: r.task_id), status=status, body=body)

@@ -86,7 +86,8 @@ def test_rerun_shows_a_confirmation_page_and_changes_nothing_yet(clients):
     assert page.status_code == 200
     content = page.content.decode()
     assert "Rerun 1 task(s)" in content and task.slug in content
-    assert "status failed; attempts 1 of 3" in content
+    assert (f"start rerun attempt #2 for {task.project.owner.name} (previous attempt #1); supersede attempt #1; "
+            "start from the first phase") in content
     assert 'name="reason"' in content and 'name="assignee"' in content
     assert db_state() == before
 
@@ -97,7 +98,9 @@ def test_repair_page_shows_what_will_happen_per_task(clients):
 
     content = act(clients["operator"], "repair_tasks", [task]).content.decode()
 
-    assert "supersede current attempt #1; retire native ids nr-shown, nt-nr-shown; start repair attempt #2" in content
+    owner = task.project.owner.name
+    assert (f"start repair attempt #2 for {owner} (previous attempt #1); supersede attempt #1; "
+            "start from the first phase; retire native ids nr-shown, nt-nr-shown") in content
 
 
 def test_a_missing_reason_asks_again_and_changes_nothing(clients):

@@ -9,7 +9,7 @@ import re
 from missioncontrol.api.errors import STATUS_FOR_CODE
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-RAISED = re.compile(r"""ServiceError\(\s*["']([a-z_]+)["']""")
+RAISED = re.compile(r"""(?:ServiceError|Refusal)\(\s*["']([a-z_]+)["']""")
 
 
 def _codes_in_core() -> set[str]:

@@ -7,6 +7,7 @@ from planning.models import Event
 from retries import services
 from retries.integrity import integrity_problems
 from retries.models import Attempt, RetiredNativeId
+from missioncontrol.errors import ServiceError
 from tests.factories import AgentFactory, TaskFactory
 from tests.steps import current, fail_current
 
@@ -35,8 +36,8 @@ def test_repairs_each_task_and_prints_what_it_did():
     assert set(RetiredNativeId.objects.filter(task=first).values_list("value", flat=True)) == {
         "nr-first", "nt-nr-first", "nr-first-2", "nt-nr-first-2"
     }
-    assert f"{first.slug}: repaired: status failed; supersede current attempt #2; keep earlier attempts #1 superseded; " \
-           "retire native ids nr-first-2, nt-nr-first-2" in result.out
+    assert f"{first.slug}: repaired: start repair attempt #3 for chosen (previous attempt #2); supersede attempt #2; " \
+           "start from the first phase; retire native ids nr-first, nr-first-2, nt-nr-first, nt-nr-first-2" in result.out
     assert f"-> attempt #3 {a.id} for chosen" in result.out
     assert Event.objects.filter(task=first, type="repair.started", data__reason="relinked to old runs").exists()
 
@@ -49,7 +50,7 @@ def test_given_assignee_replaces_the_frozen_one():
     result = run("repair_tasks", task.slug, "--reason", "reassign", "--assignee", other.name)
 
     assert result.code == 0 and current(task).requested_assignee == other
-    assert "for other-agent (given)" in result.out
+    assert "for other-agent (explicit)" in result.out
 
 
 def test_dry_run_prints_the_plan_and_changes_nothing():
@@ -60,8 +61,8 @@ def test_dry_run_prints_the_plan_and_changes_nothing():
     result = run("repair_tasks", task.slug, "--reason", "check", "--dry-run")
 
     assert result.code == 0
-    assert f"{task.slug}: would status failed; supersede current attempt #1; retire native ids nr-1, nt-nr-1; " \
-           f"start repair attempt #2 for {task.project.owner.name} (frozen on attempt #1)" in result.out
+    assert f"{task.slug}: would start repair attempt #2 for {task.project.owner.name} (previous attempt #1); " \
+           "supersede attempt #1; start from the first phase; retire native ids nr-1, nt-nr-1" in result.out
     assert "Dry run: nothing was changed." in result.out
     assert db_state() == before
 
@@ -75,8 +76,8 @@ def test_unknown_slug_refuses_everything_unless_told_to_keep_going():
     refused = run("repair_tasks", task.slug, "no-such-task", draft.slug, "--reason", "fix")
 
     assert refused.code == 1
-    assert "no-such-task: refused: unknown task" in refused.err
-    assert f"{draft.slug}: refused: never launched" in refused.err
+    assert "no-such-task: refused: No task named 'no-such-task'." in refused.err
+    assert f"{draft.slug}: refused: Task {draft.slug} was never launched" in refused.err
     assert "nothing was changed" in refused.err
     assert db_state() == before
 
@@ -150,7 +151,7 @@ def test_repair_of_the_four_seed_000_tasks_from_their_broken_state(tmp_path):
     # Marked tasks are not scheduled and cannot be rerun: only repaired.
     for slug, task in seed.tasks.items():
         assert services.task_retry_or_block(task_id=task.id) is None
-        with pytest.raises(services.ServiceError) as refused:
+        with pytest.raises(ServiceError) as refused:
             services.task_rerun(slug=slug, actor="op", reason="x", supersede_active=True, override_budget=True)
         assert refused.value.code in ("inconsistent", "use_repair")
 

@@ -5,6 +5,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
+from missioncontrol.errors import ServiceError
 from retries import services
 from retries.integrity import integrity_problems
 from tests.factories import TaskFactory
@@ -43,7 +44,7 @@ def test_damaged_rows_are_reported_marked_skipped_and_repaired():
     with connection.cursor() as cursor:
         cursor.execute("UPDATE planning_planningtask SET status = 'failed' WHERE id = %s", [task.id])
     assert services.task_retry_or_block(task_id=task.id) is None
-    with pytest.raises(services.ServiceError) as refused:
+    with pytest.raises(ServiceError) as refused:
         services.task_rerun(slug=task.slug, actor="op", reason="x")
     assert refused.value.code == "inconsistent"
 

@@ -12,83 +12,14 @@ from planning.models import Plan, PlanningTask
 from retries import services
 from retries.models import Attempt, IdempotencyKey, RetiredNativeId
 from tests.factories import AgentFactory, PlanFactory, ProjectFactory, TaskFactory
-from tests.retries.compare import last_event_id, outcome
+from tests.retries.compare import last_event_id
 from tests.steps import current, fail_current, launch, report
 
 pytestmark = pytest.mark.django_db
 TS = PlanningTask.Status
 
 
-def _build(p: str) -> tuple[dict[str, PlanningTask], dict[str, Plan]]:
-    """Every kind of task a rerun accepts, with supersede_active and
-    override_budget set (they only matter where they apply). Native ids
-    carry the prefix so the two copies do not share them."""
-    project = ProjectFactory(slug=f"{p}-project", owner=AgentFactory(name=f"{p}-owner"))
-    plans = {"plan": PlanFactory(name=f"{p}-plan", on_error=Plan.OnError.PAUSE, project=project)}
-    tasks: dict[str, PlanningTask] = {}
-
-    tasks["failed_bound"] = t = TaskFactory(project=project, slug=f"{p}-failed-bound")
-    fail_current(t, native_run_id=f"{p}-nr-failed")
-
-    tasks["failed_unbound"] = t = TaskFactory(
-        project=project, slug=f"{p}-failed-unbound", assignee=AgentFactory(name=f"{p}-assignee")
-    )
-    services.attempt_fail(attempt_id=launch(t).id, kind="launch_failed", phase=None, message="no executor")
-
-    tasks["budget"] = t = TaskFactory(project=project, slug=f"{p}-budget", max_attempts=1)
-    fail_current(t, native_run_id=f"{p}-nr-budget")
-
-    tasks["cancelled"] = t = TaskFactory(project=project, slug=f"{p}-cancelled")
-    launch(t)
-    services.task_cancel(slug=t.slug, actor="operator", reason="not now")
-
-    tasks["running"] = t = TaskFactory(project=project, slug=f"{p}-running")
-    a = launch(t)
-    report(t, status="running", native_run_id=f"{p}-nr-running", attempt=a)
-
-    tasks["launch_requested"] = t = TaskFactory(project=project, slug=f"{p}-launch-requested")
-    launch(t)
-
-    tasks["in_plan"] = t = TaskFactory(project=project, slug=f"{p}-in-plan", plan=plans["plan"])
-    fail_current(t, native_run_id=f"{p}-nr-in-plan")
-
-    for t in tasks.values():
-        t.refresh_from_db()
-    return tasks, plans
-
-
 ARGS = {"actor": "operator", "reason": "rerun them all", "override_budget": True, "supersede_active": True}
-
-
-def test_many_does_what_single_reruns_do_task_for_task():
-    single_tasks, single_plans = _build("a")
-    since = last_event_id()
-    single_new = [
-        services.task_rerun(slug=t.slug, **ARGS).attempt
-        for t in sorted(single_tasks.values(), key=lambda t: t.id)
-    ]
-    single = outcome("a", single_tasks, single_plans, since)
-
-    many_tasks, many_plans = _build("b")
-    since = last_event_id()
-    slugs = [t.slug for t in reversed(many_tasks.values())]
-    results = services.task_rerun_many(slugs=slugs, **ARGS)
-    many = outcome("b", many_tasks, many_plans, since)
-
-    # Results follow the request's order; every one is a new attempt.
-    assert [r.attempt.task.slug for r in results] == slugs
-    assert all(r.created and not r.replayed for r in results)
-    assert sorted(a.task.slug[2:] for a in single_new) == sorted(r.attempt.task.slug[2:] for r in results)
-    assert many["tasks"] == single["tasks"]
-    assert many["plans"] == single["plans"]
-    assert many["events"] == single["events"]
-    # The fixture covers what it claims.
-    assert {role: value[0] for role, value in many["tasks"].items()} == dict.fromkeys(many_tasks, TS.LAUNCH_REQUESTED)
-    running = many["tasks"]["running"][2]
-    assert running[0][4] == Attempt.Status.CANCELLED and running[0][8] == "superseded"
-    assert many["tasks"]["failed_bound"][3] == [("run", "X-nr-failed"), ("task", "nt-X-nr-failed")]
-    assert many["tasks"]["failed_unbound"][2][-1][3] == "X-assignee"
-    assert many["tasks"]["budget"][1] == 2
 
 
 def test_one_refusal_refuses_all_and_changes_nothing():

@@ -39,12 +39,14 @@ def test_rerun_of_a_bound_attempt_takes_ten_statements_and_appends_its_facts_in_
     assert RetiredNativeId.objects.filter(attempt=old).count() == 2
 
 
-def test_rerun_of_an_attempt_that_never_ran_skips_the_bound_runs_query():
+def test_rerun_of_an_attempt_that_never_ran_still_retires_what_claimed_it():
+    """No native id on the attempt, but a run may have claimed it (rule 2:
+    a claim counts), so the runs query stays: 9 statements."""
     task = TaskFactory()
     launch(task)
     services.task_cancel(slug=task.slug, actor="operator", reason="stop")
 
-    assert _rerun(task) == 8
+    assert _rerun(task) == 9
     assert not RetiredNativeId.objects.filter(task=task).exists()
 
 

@@ -2,8 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from missioncontrol.errors import ServiceError
 from planning.services import agent_get
-from retries.repairs import repair_previews
-from retries.services import task_repair
+from retries.services import task_repair, task_repair_previews
 
 
 class Command(BaseCommand):
@@ -27,16 +26,19 @@ class Command(BaseCommand):
     def handle(self, *args, slugs, reason, assignee=None, dry_run=False, keep_going=False, actor="repair_tasks", **options):
         if not reason.strip():
             raise CommandError("Give a --reason: it is kept in the ledger.")
+        agent = None
         if assignee:
             try:
-                agent_get(name=assignee, active_only=True)
+                agent = agent_get(name=assignee, active_only=True)
             except ServiceError as exc:
                 raise CommandError(" ".join(exc.errors["assignee"])) from exc
         slugs = list(dict.fromkeys(slugs))
-        previews = repair_previews(slugs)
-        refused = [p for p in previews if not p.ok]
+        # The repair's own decision, read without writing: what --dry-run
+        # prints is what the repair does.
+        previews = task_repair_previews(slugs=slugs, reason=reason, assignee=agent)
+        refused = [p for p in previews if not p.allowed]
         for preview in refused:
-            self.stderr.write(f"{preview.slug}: refused: {preview.refusal}")
+            self.stderr.write(f"{preview.slug}: refused: {preview.refusal.detail}")
         if refused and not keep_going:
             raise CommandError(
                 f"{len(refused)} task(s) cannot be repaired; nothing was changed (use --keep-going to repair the others).",
@@ -44,10 +46,10 @@ class Command(BaseCommand):
             )
         failures = len(refused)
         for preview in previews:
-            if not preview.ok:
+            if not preview.allowed:
                 continue
             if dry_run:
-                self.stdout.write(f"{preview.slug}: would {preview.describe(explicit_assignee=assignee)}")
+                self.stdout.write(f"{preview.slug}: would {preview.summary()}")
                 continue
             try:
                 attempt = task_repair(slug=preview.slug, actor=actor, reason=reason, assignee=assignee).attempt
@@ -58,7 +60,7 @@ class Command(BaseCommand):
                     raise CommandError("Stopped; the tasks before this one were repaired.", returncode=1) from exc
                 continue
             self.stdout.write(
-                f"{preview.slug}: repaired: {preview.describe(explicit_assignee=assignee)} -> attempt #{attempt.number} "
+                f"{preview.slug}: repaired: {preview.summary()} -> attempt #{attempt.number} "
                 f"{attempt.id} for {attempt.requested_assignee.name if attempt.requested_assignee else 'nobody'}"
             )
         if failures:
