@@ -1,7 +1,7 @@
 """A real Celery worker for the alert and log tests, as tests/execution
 has one: its own queue per test process, the test database, the settings
 these tests need (loopback receivers admitted, short backoff, JSON logs).
-tests/alerts/conftest.py and tests/logs/conftest.py import the fixtures."""
+tests/conftest.py loads this module as a plugin: one worker for both."""
 
 from __future__ import annotations
 

@@ -29,6 +29,3 @@ def eager():
     yield
     celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = previous
 
-
-# A real Celery worker (tests/observe_worker.py), shared with tests/logs.
-from tests.observe_worker import OBSERVE_WORKER_GROUP, observe_celery_worker, observe_worker  # noqa: F401

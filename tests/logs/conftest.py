@@ -6,9 +6,6 @@ import structlog
 
 from missioncontrol.observability.logs import configure
 
-# A real Celery worker (tests/observe_worker.py), shared with tests/alerts.
-from tests.observe_worker import OBSERVE_WORKER_GROUP, observe_celery_worker, observe_worker  # noqa: F401
-
 
 class JsonLines(logging.Handler):
     """The JSON lines production would write, collected."""
