@@ -26,8 +26,10 @@ run: install
 	DEBUG=1 PROMETHEUS_MULTIPROC_DIR=$(abspath $(METRICS_DIR)) PATH="$(abspath $(BIN)):$$PATH" \
 		$(BIN)/honcho start -f Procfile
 
-# The whole suite on PostgreSQL (and Redis, a real worker and Chromium where tests need them).
+# The import contracts (pyproject.toml, [tool.importlinter]), then the whole
+# suite on PostgreSQL (and Redis, a real worker and Chromium where tests need them).
 test: install
+	$(BIN)/lint-imports
 	DEBUG=1 DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
 		$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 

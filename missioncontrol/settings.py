@@ -57,6 +57,8 @@ INSTALLED_APPS = [
     "django_htmx",
     "planning",
     "retries",
+    "missioncontrol.api",
+    "missioncontrol.web",
     "missioncontrol.observability",
     "missioncontrol.alerts",
 ]
@@ -235,6 +237,15 @@ CELERY_BEAT_SCHEDULE = {
 # time); only `make run` turns it on, for the beat process.
 if env_bool("DEMO_STALE_REPORTER", False):
     CELERY_BEAT_SCHEDULE["demo-stale-runtime"] = {"task": "retries.tasks.demo_stale_report", "schedule": 15.0}
+
+# What the local executor's phases do. Off, every phase passes; on, they
+# follow the demo's fault-injection task params (retries/demo/faults.py:
+# fail_phase, stall_phase, phase_seconds, ...). On by default in development,
+# which is what `make run` and `make test` run.
+LOCAL_EXECUTOR_FAULTS = env_bool("LOCAL_EXECUTOR_FAULTS", DEBUG)
+LOCAL_EXECUTOR_PHASES = (
+    "retries.demo.faults.TaskParamFaults" if LOCAL_EXECUTOR_FAULTS else "retries.executors.local.PhaseBehaviour"
+)
 
 HTTP_EXECUTOR_URL = os.environ.get("HTTP_EXECUTOR_URL", "")
 HTTP_EXECUTOR_TOKEN = os.environ.get("HTTP_EXECUTOR_TOKEN", "")

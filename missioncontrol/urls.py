@@ -10,5 +10,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("missioncontrol.api.urls")),
     # The operator dashboard: board at /, login and logout under accounts/.
-    path("", include("planning.web.urls")),
+    path("", include("missioncontrol.web.urls")),
 ]

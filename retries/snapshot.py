@@ -31,7 +31,7 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from missioncontrol.errors import ServiceError
 from planning.models import Event, PlanningTask
-from planning.selectors import task_current_attempt, task_queryset
+from retries.selectors import task_current_attempt, task_queryset
 
 SNAPSHOT_NAME = "missioncontrol.snapshot"
 SNAPSHOT_VERSION = 1

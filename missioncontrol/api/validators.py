@@ -5,12 +5,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from rest_framework import serializers
 
 # PostgreSQL integer columns.
 MAX_INT = 2_147_483_647
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 SLUG_PATH_REGEX = r"[a-z0-9][a-z0-9._-]*"
+UUID_PATH_REGEX = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+
+slug = RegexValidator(SLUG_PATTERN, "Use lowercase letters, digits, dots, dashes and underscores; start with a letter or digit.")
+# Search semantics, as in the schema's `pattern`: at least one visible character.
+not_blank = RegexValidator(r"\S", "Give a reason: it is kept in the ledger.")
 
 
 def _bad_text(text: str) -> bool:

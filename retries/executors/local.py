@@ -7,16 +7,12 @@ id stamped on it) through ``native_run_report``, phase outcomes through
 ``attempt_record_phase``. Each phase is its own Celery task, so a worker
 lost mid-phase costs that phase only.
 
-What a phase does is set by the task's ``params`` (demos and tests):
-
-``phase_seconds``       number, or ``{phase: number}``: how long a phase works
-``fail_phase``          the phase that fails
-``fail_on_attempts``    attempt numbers on which it fails (default: every one)
-``fail_message``        the failure's message
-``stall_phase``         the phase that goes silent (no outcome, no heartbeat)
-``stall_on_attempts``   attempt numbers on which it stalls (default: every one)
-``launch_delay_seconds`` a pause between creating the native run and starting
-                        the first phase (to observe a launch in flight)
+What a phase does (how long it works, whether it fails or goes silent) is
+decided by a ``PhaseBehaviour``, the class ``settings.LOCAL_EXECUTOR_PHASES``
+names. This one passes every phase after ``DEFAULT_PHASE_SECONDS``. The demo
+and the execution tests swap in the fault injection of
+``retries.demo.faults`` (task params ``fail_phase``, ``stall_phase``, …),
+which settings choose when ``LOCAL_EXECUTOR_FAULTS`` is on.
 """
 
 from __future__ import annotations
@@ -25,92 +21,59 @@ import logging
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from missioncontrol.errors import ServiceError
 from retries import services
 from retries.models import Attempt, NativeRun, PhaseOutcome
 
-from .base import Executor, LaunchError, LaunchRequest, native_ids
+from .base import Executor, LaunchRequest, native_ids
 
 log = logging.getLogger(__name__)
 
 NAME = "local"
 ACTOR = "executor:local"
 
-# The two demo procedures this executor ships. Their phases' behaviour comes
-# from each task's params; these are only the defaults.
-DEMO_PROCEDURES: dict[str, dict[str, Any]] = {
-    "aemeath": {
-        "name": "Aemeath",
-        "phases": ["preflight", "execute", "finalize"],
-        "max_attempts": 3,
-        "stall_timeout_seconds": 15,
-        "phase_seconds": {"preflight": 2, "execute": 5, "finalize": 2},
-    },
-    "shorekeeper": {
-        "name": "Shorekeeper",
-        "phases": ["preflight", "execute", "finalize"],
-        "max_attempts": 3,
-        "stall_timeout_seconds": 15,
-        "phase_seconds": {"preflight": 1, "execute": 4, "finalize": 2},
-    },
-}
 DEFAULT_PHASE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
 class PhasePlan:
     seconds: float
-    fail: bool
-    fail_message: str
-    stall: bool
+    fail: bool = False
+    fail_message: str = ""
+    stall: bool = False
 
 
-def _attempt_numbers(value: Any, field: str) -> set[int] | None:
-    if value is None:
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in value):
-        raise LaunchError(f"params.{field} must be a positive attempt number or a list of them.")
-    return set(value)
+class PhaseBehaviour:
+    """What the local executor's phases do: every phase passes after
+    ``DEFAULT_PHASE_SECONDS``, nothing fails, nothing stalls."""
+
+    def check(self, request: LaunchRequest) -> None:
+        """Fail closed at launch (``LaunchError``) on a request the phases
+        could not follow. Every request can be followed here."""
+
+    def launch_delay(self, request: LaunchRequest) -> float:
+        """Seconds between creating the native run and starting the first phase."""
+        return 0.0
+
+    def phase_plan(self, request: LaunchRequest, phase: str) -> PhasePlan:
+        return PhasePlan(seconds=DEFAULT_PHASE_SECONDS)
 
 
-def _seconds(value: Any, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        raise LaunchError(f"params.{field} must be a non-negative number of seconds.")
-    return float(value)
+@lru_cache(maxsize=4)
+def _behaviour(path: str) -> PhaseBehaviour:
+    return import_string(path)()
 
 
-def check_params(request: LaunchRequest) -> None:
-    """Fail closed at launch on params the phases could not follow."""
-    for phase in request.phases:
-        phase_plan(request, phase)
-    for field in ("fail_phase", "stall_phase"):
-        value = request.params.get(field)
-        if value is not None and value not in request.phases:
-            raise LaunchError(f"params.{field} {value!r} is not a phase of {request.procedure} {list(request.phases)}.")
-    _seconds(request.params.get("launch_delay_seconds", 0), "launch_delay_seconds")
-
-
-def phase_plan(request: LaunchRequest, phase: str) -> PhasePlan:
-    params = request.params
-    defaults = DEMO_PROCEDURES.get(request.procedure, {}).get("phase_seconds", {})
-    raw = params.get("phase_seconds", defaults)
-    if isinstance(raw, dict):
-        seconds = _seconds(raw.get(phase, defaults.get(phase, DEFAULT_PHASE_SECONDS)), f"phase_seconds.{phase}")
-    else:
-        seconds = _seconds(raw, "phase_seconds")
-    fail_on = _attempt_numbers(params.get("fail_on_attempts"), "fail_on_attempts")
-    stall_on = _attempt_numbers(params.get("stall_on_attempts"), "stall_on_attempts")
-    fail = params.get("fail_phase") == phase and (fail_on is None or request.attempt_number in fail_on)
-    stall = params.get("stall_phase") == phase and (stall_on is None or request.attempt_number in stall_on)
-    message = params.get("fail_message") or f"{request.procedure} failed in {phase} (attempt #{request.attempt_number})."
-    return PhasePlan(seconds=seconds, fail=fail, fail_message=str(message), stall=stall)
+def phase_behaviour() -> PhaseBehaviour:
+    """The behaviour ``settings.LOCAL_EXECUTOR_PHASES`` names (read on every
+    call, so a test may change the setting)."""
+    return _behaviour(getattr(settings, "LOCAL_EXECUTOR_PHASES", f"{__name__}.PhaseBehaviour"))
 
 
 def _report(request: LaunchRequest, status: str, *, phase: str = "", message: str = "") -> NativeRun:
@@ -144,9 +107,10 @@ class LocalExecutor(Executor):
     name = NAME
 
     def launch(self, request: LaunchRequest) -> tuple[str, str]:
-        check_params(request)
+        behaviour = phase_behaviour()
+        behaviour.check(request)
         run = _report(request, NativeRun.Status.QUEUED, phase=request.first_phase)
-        delay = float(request.params.get("launch_delay_seconds", 0) or 0)
+        delay = behaviour.launch_delay(request)
         if delay:
             time.sleep(delay)
         from retries.tasks import run_phase
@@ -179,7 +143,7 @@ def run_phase(*, attempt_id: uuid.UUID, phase: str) -> str:
     request = LaunchRequest.for_attempt(attempt_id)
     if request is None or phase not in request.phases or not _still_running(attempt_id):
         return "skipped"
-    plan = phase_plan(request, phase)
+    plan = phase_behaviour().phase_plan(request, phase)
     _report(request, NativeRun.Status.RUNNING, phase=phase, message=f"{phase} started")
     if plan.stall:
         # Go silent: no outcome, no heartbeat. Reconciliation notices the

@@ -259,13 +259,16 @@ def http_gateway():
 @pytest.fixture(scope="session")
 def celery_worker(django_db_setup, django_db_blocker, worker_queue, http_gateway, tmp_path_factory):
     """One worker for this test process, on its own queue, with the test
-    database and the loopback gateway."""
+    database, the loopback gateway and the local executor's fault injection."""
     purge(worker_queue)
     worker = Worker(
         queue=worker_queue,
         db_name=connection.settings_dict["NAME"],
         log_path=tmp_path_factory.mktemp("worker") / "worker.log",
-        env={"HTTP_EXECUTOR_URL": http_gateway.url, "HTTP_EXECUTOR_TIMEOUT": str(GATEWAY_TIMEOUT)},
+        # The execution tests drive the local executor's phases through task
+        # params (retries/demo/faults.py), whatever DEBUG says.
+        env={"HTTP_EXECUTOR_URL": http_gateway.url, "HTTP_EXECUTOR_TIMEOUT": str(GATEWAY_TIMEOUT),
+             "LOCAL_EXECUTOR_FAULTS": "1"},
     )
     worker.start()
     yield worker

@@ -11,7 +11,8 @@ from django.core.management import call_command
 
 from planning.models import Agent, Event, Plan, PlanningTask, Procedure, Project
 from retries import services
-from retries.executors.demo import LEGACY_EXECUTOR, TASKS, demo_stale_report, history_entries
+from retries.demo.load import TASKS, history_entries
+from retries.demo.stale import LEGACY_EXECUTOR, demo_stale_report
 from retries.models import Attempt, NativeRun
 
 pytestmark = pytest.mark.django_db

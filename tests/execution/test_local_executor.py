@@ -10,7 +10,7 @@ from django.db import connection
 
 from planning import services as planning_services
 from planning.models import Event, Plan, PlanningTask
-from planning.selectors import plan_list_with_projection, task_diagnostics
+from retries.selectors import plan_list_with_projection, task_diagnostics
 from missioncontrol.errors import ServiceError
 from retries.executors import native_ids
 from retries.models import Attempt, NativeRun, PhaseOutcome

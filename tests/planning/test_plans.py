@@ -1,7 +1,7 @@
 import pytest
 
 from planning import services
-from planning.selectors import plan_list_with_projection
+from retries.selectors import plan_list_with_projection
 from planning.models import Plan
 from retries import services as retry_services
 from tests.factories import PlanFactory, TaskFactory

@@ -89,7 +89,7 @@ def test_budget_spent_ends_in_blocked_with_diagnostics_not_a_loop():
     # Further passes change nothing: no loop.
     assert services.task_retry_or_block(task_id=task.id) is None
     assert Attempt.objects.filter(task=task).count() == 2
-    from planning.selectors import task_diagnostics
+    from retries.selectors import task_diagnostics
 
     diagnostics = task_diagnostics(task)
     assert diagnostics["attempt_number"] == 2 and diagnostics["max_attempts"] == 2

@@ -7,7 +7,7 @@ from django.urls import reverse
 
 from planning import services as planning_services
 from planning.models import Event
-from planning.web import views
+from missioncontrol.web import views
 from retries import services
 from tests.factories import AgentFactory, PlanFactory, ProcedureFactory, ProjectFactory, TaskFactory
 from tests.web.conftest import hx

@@ -109,7 +109,7 @@ def test_native_runs(viewer_client, django_assert_num_queries):
 
 @pytest.mark.parametrize("params", [{}, {"attempts": "all"}, {"tab": "ledger"}])
 def test_task_detail_beyond_the_attempt_window(operator_client, django_assert_num_queries, monkeypatch, params):
-    from planning.web import views
+    from missioncontrol.web import views
 
     monkeypatch.setattr(views, "DETAIL_ATTEMPTS", 3)
     expected = AUTH + (6 if params.get("tab") == "ledger" else 5)

@@ -189,7 +189,7 @@ def test_polling_answers_204_until_the_task_changes(viewer_client):
 @pytest.fixture
 def window(monkeypatch):
     """A window of 3 attempts, so that a long timeline takes a few reruns."""
-    from planning.web import views
+    from missioncontrol.web import views
 
     monkeypatch.setattr(views, "DETAIL_ATTEMPTS", 3)
     return 3

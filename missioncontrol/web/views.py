@@ -24,10 +24,9 @@ from django_htmx.http import HttpResponseClientRedirect
 from missioncontrol.api.errors import status_for
 from missioncontrol.errors import ServiceError
 from missioncontrol.roles import OPERATOR, VIEWER, actor_name, has_role
-from planning import selectors_web as sel
 from planning import services as planning_services
 from planning.models import PlanningTask
-from planning.selectors import plan_list_with_projection
+from retries import selectors as sel
 from retries import services as retry_services
 
 from .forms import (
@@ -366,7 +365,7 @@ def task_launch(request: HttpRequest, slug: str) -> HttpResponse:
 @role_required(VIEWER)
 def plans(request: HttpRequest) -> HttpResponse:
     page = Paginator(sel.plans_queryset(), PLANS_PAGE_SIZE).get_page(request.GET.get("page"))
-    page.object_list = plan_list_with_projection(page.object_list)
+    page.object_list = sel.plan_list_with_projection(page.object_list)
     for plan in page.object_list:
         # One key per rendered card: submitting it twice reruns its tasks once.
         plan.rerun_key = new_idempotency_key()

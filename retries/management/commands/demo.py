@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from retries.executors.demo import TASKS, demo_load
+from retries.demo.load import TASKS, demo_load
 
 
 class Command(BaseCommand):

@@ -1,5 +1,5 @@
-"""REST views of attempts, phases and native runs. Executors report here
-with their own token (role ``executor``)."""
+"""REST views of native runs: every role lists them; executors report them,
+one by one or in a batch, with their own token (role ``executor``)."""
 
 from __future__ import annotations
 
@@ -9,47 +9,15 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from missioncontrol.api.errors import flatten_errors
+from missioncontrol.api.filters import NativeRunFilter
 from missioncontrol.api.schema import error
 from missioncontrol.api.views import ApiViewSet, validated
 from missioncontrol.errors import ServiceError
 from missioncontrol.roles import EXECUTOR
 from retries import services
-from retries.models import Attempt, NativeRun
+from retries.models import NativeRun
 
-from . import serializers as s
-from .filters import NativeRunFilter
-
-UUID_PATH_REGEX = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-
-
-def attempt_queryset():
-    return Attempt.objects.select_related("task", "requested_assignee").prefetch_related("phase_outcomes")
-
-
-@extend_schema_view(retrieve=extend_schema(summary="One attempt"))
-class AttemptViewSet(mixins.RetrieveModelMixin, ApiViewSet):
-    serializer_class = s.AttemptSerializer
-    lookup_value_regex = UUID_PATH_REGEX
-    write_role = EXECUTOR
-
-    def get_queryset(self):
-        return attempt_queryset()
-
-    @extend_schema(
-        summary="Record a phase outcome of the attempt",
-        request=s.PhaseReportSerializer,
-        responses={
-            201: OpenApiResponse(s.AttemptSerializer, description="Recorded; the attempt after it."),
-            200: OpenApiResponse(s.AttemptSerializer, description="Already recorded: nothing changed."),
-            409: error("superseded, attempt_finished or phase_conflict."),
-        },
-    )
-    @action(detail=True, methods=["post"])
-    def phases(self, request, pk):
-        data = validated(s.PhaseReportSerializer, request)
-        _, created = services.attempt_record_phase(attempt_id=self.kwargs["pk"], actor=self.actor, **data)
-        attempt = attempt_queryset().get(pk=self.kwargs["pk"])
-        return Response(s.AttemptSerializer(attempt).data, status=201 if created else 200)
+from .serializers import native_runs as s
 
 
 def run_report(data: dict) -> services.RunReport:

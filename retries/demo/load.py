@@ -1,6 +1,6 @@
-"""The demo situation of seed 000, built through the services so the ledger
-records it exactly as it would have happened, and the stale runtime that
-keeps reporting the old failed run.
+"""The demo situation of seed 000 (``manage.py demo``), built through the
+services so the ledger records it exactly as it would have happened, and
+the demo users.
 
 The four tasks are created as drafts, then the operator's preserved
 ``planning-retry-history.json`` (shipped in ``retries/demo_data/``) is
@@ -11,8 +11,9 @@ import never makes the next attempt). Rerunning one starts a fresh attempt on
 the ``local`` executor, whose phases then behave as the task's params say:
 proc-0 passes, proc-1 stalls once in ``execute`` and resumes there, proc-2
 fails once in ``finalize`` and retries only that phase, the sentinel keeps
-failing in ``execute`` until the budget blocks it. Meanwhile the old runtime
-keeps reporting its old run, and every report is refused.
+failing in ``execute`` until the budget blocks it (``faults``). Meanwhile
+the old runtime keeps reporting its old run, and every report is refused
+(``stale``).
 """
 
 from __future__ import annotations
@@ -24,19 +25,15 @@ from pathlib import Path
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.db import transaction
-from django.utils import timezone
 
 from missioncontrol.roles import OPERATOR, VIEWER
 from planning import services as planning_services
 from planning.models import Agent, Plan, PlanningTask, Procedure, Project
-from retries import services
 from retries.history import retry_history_import
-from retries.models import NativeRun
 
-from .local import DEMO_PROCEDURES
+from .procedures import DEMO_PROCEDURES
 
 ACTOR = "demo"
-LEGACY_EXECUTOR = "legacy-runtime"
 HISTORY_FILE = Path(__file__).resolve().parent.parent / "demo_data" / "planning-retry-history.json"
 
 AGENTS = [("thorny-hornet", Agent.Kind.HUMAN), ("aemeath", Agent.Kind.AI), ("shorekeeper", Agent.Kind.AI)]
@@ -126,25 +123,6 @@ def _plan(report: DemoReport) -> Plan:
     return planning_services.plan_create(name=PLAN_NAME, project="policy-protocol", actor=ACTOR)
 
 
-def _report_old_run(entry: dict, status: str, message: str = "") -> NativeRun:
-    run, _ = services.native_run_report(
-        report=services.RunReport(
-            executor=LEGACY_EXECUTOR,
-            native_task_id=entry["nativeTaskId"],
-            native_run_id=entry["nativeRunId"],
-            task=entry["planningTaskId"],
-            status=status,
-            # The newer runtime stamped the attempt id; the oldest did not.
-            attempt_id=entry["attemptId"],
-            created_at=timezone.now(),
-            phase="execute",
-            message=message,
-        ),
-        actor=LEGACY_EXECUTOR,
-    )
-    return run
-
-
 def _task(spec: DemoTask, plan: Plan, report: DemoReport) -> None:
     if PlanningTask.objects.filter(slug=spec.slug).exists():
         report.existing.append(f"task {spec.slug}")
@@ -201,16 +179,3 @@ def demo_load() -> DemoReport:
         _task(spec, plan, report)
     _history(report)
     return report
-
-
-def demo_stale_report() -> int:
-    """The old runtime is still alive: it keeps reporting its old failed run,
-    under the old attempt id or (the oldest runs) with none. Its ids were
-    retired by the import, so Mission Control refuses it every time; it shows
-    as rejected on the native runs page, its last-seen time moving."""
-    sent = 0
-    for entry in history_entries():
-        if PlanningTask.objects.filter(slug=entry["planningTaskId"]).exists():
-            _report_old_run(entry, NativeRun.Status.RUNNING, message="relinking to the old task")
-            sent += 1
-    return sent

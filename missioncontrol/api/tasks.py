@@ -1,5 +1,7 @@
-"""REST views of agents, projects, procedures, plans and tasks. Each one
-parses, checks the role (RolePermission), calls one service and serializes."""
+"""REST views of tasks: list, create and edit them, launch, rerun (one or
+many at once), repair and cancel them, and read their attempts and ledger.
+Every role reads; operators write. Each view parses, checks the role
+(RolePermission), calls one service and serializes."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
+from missioncontrol.api.filters import TaskFilter
 from missioncontrol.api.idempotency import (
     IDEMPOTENCY_PARAMETER,
     attempt_response,
@@ -21,140 +24,17 @@ from missioncontrol.api.permissions import RolePermission
 from missioncontrol.api.schema import error
 from missioncontrol.api.validators import SLUG_PATH_REGEX
 from missioncontrol.api.views import ApiViewSet, validated
-from missioncontrol.roles import ADMIN, OPERATOR
+from missioncontrol.roles import OPERATOR
 from planning import services
-from planning.models import Agent, Event, Plan, PlanningTask, Procedure, Project
-from planning.selectors import attempts_for_task, plan_list_with_projection, task_queryset
+from planning.models import Event, PlanningTask
 from retries import services as retry_services
-from retries.api.serializers import AttemptSerializer
 from retries.models import PhaseOutcome
+from retries.selectors import attempts_for_task, task_queryset
 
-from . import serializers as s
-from .filters import PlanFilter, TaskFilter
+from .serializers import tasks as s
+from .serializers.attempts import AttemptSerializer
 
-UUID_PATH_REGEX = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 CONFLICT = error("The transition is not allowed now (see `code`).")
-
-
-# --- Agents, projects, procedures (admin writes) ------------------------------
-
-
-@extend_schema_view(
-    list=extend_schema(summary="List agents"),
-    retrieve=extend_schema(summary="One agent"),
-    create=extend_schema(summary="Create an agent", request=s.AgentCreateSerializer, responses={201: s.AgentSerializer}),
-    partial_update=extend_schema(
-        summary="Change an agent's kind or active flag", request=s.AgentUpdateSerializer, responses={200: s.AgentSerializer}
-    ),
-)
-class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
-    queryset = Agent.objects.all()
-    serializer_class = s.AgentSerializer
-    lookup_field = "name"
-    lookup_value_regex = SLUG_PATH_REGEX
-    write_role = ADMIN
-
-    def create(self, request):
-        agent = services.agent_create(**validated(s.AgentCreateSerializer, request), actor=self.actor)
-        return Response(s.AgentSerializer(agent).data, status=201)
-
-    def partial_update(self, request, name):
-        agent = services.agent_update(name=name, **validated(s.AgentUpdateSerializer, request), actor=self.actor)
-        return Response(s.AgentSerializer(agent).data)
-
-
-@extend_schema_view(
-    list=extend_schema(summary="List projects"),
-    retrieve=extend_schema(summary="One project"),
-    create=extend_schema(summary="Create a project", request=s.ProjectCreateSerializer, responses={201: s.ProjectSerializer}),
-    partial_update=extend_schema(
-        summary="Rename a project or change its owner (future defaults only)",
-        request=s.ProjectUpdateSerializer,
-        responses={200: s.ProjectSerializer},
-    ),
-)
-class ProjectViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
-    queryset = Project.objects.select_related("owner")
-    serializer_class = s.ProjectSerializer
-    lookup_field = "slug"
-    lookup_value_regex = SLUG_PATH_REGEX
-    write_role = ADMIN
-
-    def create(self, request):
-        project = services.project_create(**validated(s.ProjectCreateSerializer, request), actor=self.actor)
-        return Response(s.ProjectSerializer(project).data, status=201)
-
-    def partial_update(self, request, slug):
-        project = services.project_update(slug=slug, **validated(s.ProjectUpdateSerializer, request), actor=self.actor)
-        return Response(s.ProjectSerializer(project).data)
-
-
-@extend_schema_view(
-    list=extend_schema(summary="List procedures"),
-    retrieve=extend_schema(summary="One procedure"),
-    create=extend_schema(
-        summary="Create a procedure", request=s.ProcedureCreateSerializer, responses={201: s.ProcedureSerializer}
-    ),
-    partial_update=extend_schema(
-        summary="Change a procedure", request=s.ProcedureUpdateSerializer, responses={200: s.ProcedureSerializer}
-    ),
-)
-class ProcedureViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
-    queryset = Procedure.objects.all()
-    serializer_class = s.ProcedureSerializer
-    lookup_field = "slug"
-    lookup_value_regex = SLUG_PATH_REGEX
-    write_role = ADMIN
-
-    def create(self, request):
-        procedure = services.procedure_create(**validated(s.ProcedureCreateSerializer, request), actor=self.actor)
-        return Response(s.ProcedureSerializer(procedure).data, status=201)
-
-    def partial_update(self, request, slug):
-        procedure = services.procedure_update(
-            slug=slug, **validated(s.ProcedureUpdateSerializer, request), actor=self.actor
-        )
-        return Response(s.ProcedureSerializer(procedure).data)
-
-
-# --- Plans (operator writes) --------------------------------------------------
-
-
-@extend_schema_view(
-    list=extend_schema(summary="List plans with counts and failure diagnostics"),
-    retrieve=extend_schema(summary="One plan"),
-    create=extend_schema(summary="Create a plan", request=s.PlanCreateSerializer, responses={201: s.PlanSerializer}),
-)
-class PlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
-    queryset = Plan.objects.select_related("project").order_by("-created_at", "id")
-    serializer_class = s.PlanSerializer
-    filterset_class = PlanFilter
-    lookup_value_regex = UUID_PATH_REGEX
-    write_role = OPERATOR
-
-    def list(self, request):
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(s.PlanSerializer(plan_list_with_projection(page), many=True).data)
-
-    def retrieve(self, request, pk):
-        return Response(self._plan_data(self.get_object()))
-
-    def create(self, request):
-        plan = services.plan_create(**validated(s.PlanCreateSerializer, request), actor=self.actor)
-        return Response(self._plan_data(plan), status=201)
-
-    @extend_schema(summary="Lift an on_error pause", request=None, responses={200: s.PlanSerializer})
-    @action(detail=True, methods=["post"])
-    def resume(self, request, pk):
-        plan = services.plan_resume(plan_id=self.kwargs["pk"], actor=self.actor)
-        return Response(self._plan_data(plan))
-
-    def _plan_data(self, plan: Plan) -> dict:
-        plan = Plan.objects.select_related("project").get(pk=plan.pk)
-        return s.PlanSerializer(plan_list_with_projection([plan])[0]).data
-
-
-# --- Tasks (operator writes) --------------------------------------------------
 
 
 def tasks_with_attempts():

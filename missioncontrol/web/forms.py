@@ -8,8 +8,8 @@ import uuid
 from django import forms
 
 from planning.models import Agent, PlanningTask
-from planning.selectors_web import BoardFilters, FilterOptions
 from retries.models import NativeRun
+from retries.selectors import BoardFilters, FilterOptions
 
 REASON_ERRORS = {"required": "Give a reason: it is kept in the ledger."}
 
