@@ -27,6 +27,7 @@ GLYPHS = {
     "bound": "↔",
     "rejected": "✕",
     "unbound": "?",
+    "delivered": "✓",
 }
 
 BINDING_REASONS = {
