@@ -4,6 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/missioncontrol
 TEST_BROKER_URL ?= redis://127.0.0.1:6379/15
+# The real-worker tests run on TEST_BROKER_URL (Redis) and again on RabbitMQ, in this vhost.
+TEST_RABBITMQ_VHOST ?= mc_test
+TEST_RABBITMQ_URL ?= amqp://guest:guest@127.0.0.1:5672/$(TEST_RABBITMQ_VHOST)
 PYTEST_ARGS ?=
 
 .PHONY: install run test bench soak clean
@@ -26,11 +29,15 @@ run: install
 	DEBUG=1 PROMETHEUS_MULTIPROC_DIR=$(abspath $(METRICS_DIR)) PATH="$(abspath $(BIN)):$$PATH" \
 		$(BIN)/honcho start -f Procfile
 
-# The import contracts (pyproject.toml, [tool.importlinter]), then the whole
-# suite on PostgreSQL (and Redis, a real worker and Chromium where tests need them).
+# .ci/services.sh first starts whichever of PostgreSQL, Redis and RabbitMQ is down
+# (and installs Debian's chromium); then the import contracts (pyproject.toml,
+# [tool.importlinter]); then the whole suite on PostgreSQL, with a real worker on
+# Redis and on RabbitMQ and Chromium where tests need them. The test settings
+# (tests/settings.py) pin the rest, so no DEBUG.
 test: install
+	RABBITMQ_VHOST=$(TEST_RABBITMQ_VHOST) .ci/services.sh
 	$(BIN)/lint-imports
-	DEBUG=1 DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) \
+	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) TEST_RABBITMQ_URL=$(TEST_RABBITMQ_URL) \
 		$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 # Benchmarks on loopback against PostgreSQL (databases mc_bench_run_*, made and

@@ -11,8 +11,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_manage(*args, env_overrides):
+    """manage.py on the production settings (not the suite's tests.settings),
+    with none of the test run's DEBUG, key or hosts."""
     env = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "SECRET_KEY", "ALLOWED_HOSTS"}}
-    env.update(env_overrides)
+    env.update({"DJANGO_SETTINGS_MODULE": "missioncontrol.settings", **env_overrides})
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
     )

@@ -24,8 +24,10 @@ from missioncontrol.api.permissions import RolePermission
 from missioncontrol.api.schema import error
 from missioncontrol.api.validators import SLUG_PATH_REGEX
 from missioncontrol.api.views import ApiViewSet, validated
+from missioncontrol.errors import not_found
 from missioncontrol.roles import OPERATOR
 from planning import services
+from planning.services import agent_get
 from planning.models import Event, PlanningTask
 from retries import services as retry_services
 from retries.models import PhaseOutcome
@@ -33,6 +35,7 @@ from retries.selectors import attempts_for_task, task_queryset
 
 from .serializers import tasks as s
 from .serializers.attempts import AttemptSerializer
+from .serializers.previews import ActionPreviewSerializer
 
 CONFLICT = error("The transition is not allowed now (see `code`).")
 
@@ -42,6 +45,18 @@ def tasks_with_attempts():
     return task_queryset().prefetch_related(
         Prefetch("current_attempts__phase_outcomes", queryset=PhaseOutcome.objects.order_by("at", "id"))
     )
+
+
+def _agent(name: str | None):
+    """The explicit assignee, checked as the action checks it (400 when
+    unknown or inactive)."""
+    return agent_get(name=name, active_only=True) if name else None
+
+
+def _preview_response(preview) -> Response:
+    if preview.task is None:
+        raise not_found("task", preview.slug)
+    return Response(preview.as_dict())
 
 
 def attempt_data(attempt) -> dict:
@@ -144,6 +159,35 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
         return attempt_response(
             lambda: retry_services.task_repair(slug=slug, actor=self.actor, idempotency_key=key, **data), attempt_data
         )
+
+    @extend_schema(
+        summary="Preview a rerun: what it would do, or the refusal and its code; writes nothing",
+        description="Same body and role as `rerun/`. Answers 200 with `allowed` false and the `refusal` the rerun "
+        "would answer (its `code` as in the 409) when the task cannot be rerun now.",
+        request=s.RerunSerializer,
+        responses={200: ActionPreviewSerializer, 400: TASK_ACTION_ERRORS[400], 404: TASK_ACTION_ERRORS[404]},
+    )
+    @action(detail=True, methods=["post"], url_path="rerun/preview", url_name="rerun-preview")
+    def rerun_preview(self, request, slug):
+        data = validated(s.RerunSerializer, request)
+        (preview,) = retry_services.task_rerun_previews(
+            slugs=[slug], reason=data["reason"], assignee=_agent(data["assignee"]),
+            override_budget=data["override_budget"], supersede_active=data["supersede_active"],
+        )
+        return _preview_response(preview)
+
+    @extend_schema(
+        summary="Preview a repair: what it would do, or the refusal and its code; writes nothing",
+        description="Same body and role as `repair/`.",
+        request=s.RepairSerializer,
+        responses={200: ActionPreviewSerializer, 400: TASK_ACTION_ERRORS[400], 404: TASK_ACTION_ERRORS[404]},
+    )
+    @action(detail=True, methods=["post"], url_path="repair/preview", url_name="repair-preview")
+    def repair_preview(self, request, slug):
+        data = validated(s.RepairSerializer, request)
+        (preview,) = retry_services.task_repair_previews(slugs=[slug], reason=data["reason"],
+                                                         assignee=_agent(data["assignee"]))
+        return _preview_response(preview)
 
     @extend_schema(
         summary="Cancel the task and its current attempt",

@@ -9,6 +9,7 @@ from django import forms
 
 from missioncontrol.alerts.models import WebhookDelivery
 from planning.models import Agent, PlanningTask
+from retries.decisions import FrozenAssignee
 from retries.models import NativeRun
 from retries.selectors import BoardFilters, FilterOptions
 
@@ -88,43 +89,49 @@ def new_idempotency_key() -> str:
 class _AttemptForm(forms.Form):
     """A form that requests a fresh attempt. Its idempotency key is made when
     the form is rendered, so a double-click or a resubmission of the same
-    rendered form makes one attempt."""
+    rendered form makes one attempt.
+
+    The assignee's default is no explicit choice: its label names the agent
+    rule 3 freezes then (``keep``, from the action's own preview), and
+    submitting the form unchanged freezes exactly that agent, active or not.
+    Choosing an agent makes it the explicit choice, so it must be active."""
 
     reason = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 2}), max_length=2000, error_messages=REASON_ERRORS
     )
     assignee = forms.ChoiceField(required=False, label="Assignee")
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=200)
+    # The fields whose change refreshes the preview beside the button.
+    PREVIEWED = ("assignee",)
 
-    def __init__(self, *args, agents: list[Agent], default_assignee: Agent | None, **kwargs) -> None:
+    def __init__(self, *args, agents: list[Agent], keep: FrozenAssignee | None, preview_url: str = "", **kwargs) -> None:
         kwargs.setdefault("initial", {})
         kwargs["initial"].setdefault("idempotency_key", new_idempotency_key())
-        if default_assignee is not None:
-            kwargs["initial"].setdefault("assignee", default_assignee.name)
         super().__init__(*args, **kwargs)
-        self.default_assignee = default_assignee
-        self.active_names = {a.name for a in agents}
-        choices = [(a.name, a.name) for a in agents]
-        if default_assignee is not None and default_assignee.name not in {a.name for a in agents}:
-            # The frozen assignee may have been deactivated since; keeping it
-            # is still allowed (rule 3), choosing it anew is not.
-            choices.insert(0, (default_assignee.name, f"{default_assignee.name} (inactive, keep frozen)"))
-        self.fields["assignee"].choices = choices
+        kept = f"{keep.name} ({keep.source})" if keep is not None and keep.name else "nobody"
+        self.fields["assignee"].choices = [("", f"Keep the rule-3 assignee: {kept}")] + [
+            (a.name, a.name) for a in agents
+        ]
+        self.keep = keep
+        if preview_url:
+            for name in self.PREVIEWED:
+                if name in self.fields:
+                    self.fields[name].widget.attrs.update({
+                        "hx-get": preview_url,
+                        "hx-trigger": "change",
+                        "hx-target": f"#{self.prefix}-preview",
+                        "hx-swap": "outerHTML",
+                        "hx-include": "closest form",
+                    })
 
     def explicit_assignee(self) -> str | None:
-        """The chosen agent, passed on as explicit so that a repeat of the
-        same rendered form has the same fingerprint even after the first one
-        moved the frozen assignee. An inactive frozen assignee is kept by
-        passing nothing: the service then decides it by rule 3."""
-        chosen = self.cleaned_data.get("assignee") or None
-        if chosen is None or chosen not in self.active_names:
-            return None
-        return chosen
+        return self.cleaned_data.get("assignee") or None
 
 
 class RerunForm(_AttemptForm):
     override_budget = forms.BooleanField(required=False, label="Override the retry budget")
     supersede_active = forms.BooleanField(required=False, label="Supersede the active attempt")
+    PREVIEWED = ("assignee", "override_budget", "supersede_active")
 
     def __init__(self, *args, offer_override: bool, offer_supersede: bool, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -138,6 +145,23 @@ class RerunForm(_AttemptForm):
 
 class RepairForm(_AttemptForm):
     pass
+
+
+class PreviewOptionsForm(forms.Form):
+    """The options a rerun or repair form has now, sent by htmx to refresh
+    its preview; the reason is not needed to preview."""
+
+    assignee = forms.ChoiceField(required=False)
+    override_budget = forms.BooleanField(required=False)
+    supersede_active = forms.BooleanField(required=False)
+
+    def __init__(self, *args, agents: list[Agent], **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.by_name = {a.name: a for a in agents}
+        self.fields["assignee"].choices = [("", "")] + [(name, name) for name in self.by_name]
+
+    def clean_assignee(self) -> Agent | None:
+        return self.by_name.get(self.cleaned_data.get("assignee") or "")
 
 
 class SlugListField(forms.Field):

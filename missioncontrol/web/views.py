@@ -29,6 +29,7 @@ from planning import services as planning_services
 from planning.models import PlanningTask
 from retries import selectors as sel
 from retries import services as retry_services
+from retries.decisions import CancelDecision
 
 from .forms import (
     BoardFilterForm,
@@ -36,6 +37,7 @@ from .forms import (
     DeliveryFilterForm,
     CancelForm,
     LaunchForm,
+    PreviewOptionsForm,
     NativeRunFilterForm,
     PlanRerunForm,
     RepairForm,
@@ -174,28 +176,44 @@ def _detail_or_404(request: HttpRequest, slug: str) -> sel.TaskDetail:
 
 
 def _action_forms(detail: sel.TaskDetail, bound: dict | None = None) -> dict:
-    """The forms that apply to the task in its status now. ``bound`` holds a
-    submitted form to show again with its errors."""
+    """The forms that apply to the task in its status now, each with the
+    preview of what it would do: the action's own decision. ``bound``
+    holds a submitted form to show again with its errors."""
     bound = bound or {}
     task = detail.task
     S = PlanningTask.Status
     agents = sel.active_agents()
     forms: dict = {}
-    common = {"agents": agents, "default_assignee": detail.default_assignee}
+    previews = retry_services.task_page_previews(task)
+    rerun_preview, repair_preview = previews.rerun, previews.repair
     if task.status == S.DRAFT:
         forms["launch_form"] = bound.get("launch") or LaunchForm(prefix="launch")
     else:
         if task.status != S.SUCCEEDED:
-            forms["rerun_form"] = bound.get("rerun") or RerunForm(
-                prefix="rerun",
-                offer_override=task.attempt_count >= task.max_attempts,
-                offer_supersede=task.status in PlanningTask.ACTIVE_STATUSES,
-                **common,
-            )
-        forms["repair_form"] = bound.get("repair") or RepairForm(prefix="repair", **common)
-    if task.status not in (S.SUCCEEDED, S.CANCELLED):
+            forms["rerun_form"] = bound.get("rerun") or _rerun_form(task, agents, rerun_preview.keep)
+            forms["rerun_preview"] = rerun_preview
+        forms["repair_form"] = bound.get("repair") or RepairForm(
+            prefix="repair", agents=agents, keep=repair_preview.keep,
+            preview_url=reverse("task_repair_preview", args=[task.slug]),
+        )
+        forms["repair_preview"] = repair_preview
+    cancel = previews.cancel
+    if isinstance(cancel, CancelDecision) and not cancel.noop:
         forms["cancel_form"] = bound.get("cancel") or CancelForm(prefix="cancel")
+        forms["cancel_decision"] = cancel
     return forms
+
+
+def _rerun_form(task: PlanningTask, agents: list, keep, data=None) -> RerunForm:
+    return RerunForm(
+        data,
+        prefix="rerun",
+        agents=agents,
+        keep=keep,
+        preview_url=reverse("task_rerun_preview", args=[task.slug]),
+        offer_override=task.attempt_count >= task.max_attempts,
+        offer_supersede=task.status in PlanningTask.ACTIVE_STATUSES,
+    )
 
 
 def _detail_context(request: HttpRequest, detail: sel.TaskDetail, *, bound: dict | None = None) -> dict:
@@ -282,15 +300,7 @@ def _attempt_message(verb: str, result: retry_services.AttemptResult) -> str:
 @role_required(OPERATOR)
 def task_rerun(request: HttpRequest, slug: str) -> HttpResponse:
     detail = _detail_or_404(request, slug)
-    task = detail.task
-    form = RerunForm(
-        request.POST,
-        prefix="rerun",
-        agents=sel.active_agents(),
-        default_assignee=detail.default_assignee,
-        offer_override=task.attempt_count >= task.max_attempts,
-        offer_supersede=task.status in PlanningTask.ACTIVE_STATUSES,
-    )
+    form = _rerun_form(detail.task, sel.active_agents(), None, request.POST)
     if not form.is_valid():
         return _action_refused(request, slug, "rerun", form, None)
     data = form.cleaned_data
@@ -312,10 +322,8 @@ def task_rerun(request: HttpRequest, slug: str) -> HttpResponse:
 @require_POST
 @role_required(OPERATOR)
 def task_repair(request: HttpRequest, slug: str) -> HttpResponse:
-    detail = _detail_or_404(request, slug)
-    form = RepairForm(
-        request.POST, prefix="repair", agents=sel.active_agents(), default_assignee=detail.default_assignee
-    )
+    _detail_or_404(request, slug)
+    form = RepairForm(request.POST, prefix="repair", agents=sel.active_agents(), keep=None)
     if not form.is_valid():
         return _action_refused(request, slug, "repair", form, None)
     try:
@@ -329,6 +337,36 @@ def task_repair(request: HttpRequest, slug: str) -> HttpResponse:
     except ServiceError as exc:
         return _action_refused(request, slug, "repair", form, exc)
     return _action_done(request, slug, _attempt_message("Repair started:", result))
+
+
+@require_GET
+@role_required(OPERATOR)
+def task_rerun_preview(request: HttpRequest, slug: str) -> HttpResponse:
+    """The rerun form's preview for the options it has now (htmx, on change)."""
+    return _preview_fragment(request, slug, "rerun")
+
+
+@require_GET
+@role_required(OPERATOR)
+def task_repair_preview(request: HttpRequest, slug: str) -> HttpResponse:
+    return _preview_fragment(request, slug, "repair")
+
+
+def _preview_fragment(request: HttpRequest, slug: str, name: str) -> HttpResponse:
+    options = PreviewOptionsForm(request.GET, prefix=name, agents=sel.active_agents())
+    options.is_valid()
+    chosen = options.cleaned_data.get("assignee")
+    if name == "rerun":
+        (preview,) = retry_services.task_rerun_previews(
+            slugs=[slug], assignee=chosen, override_budget=bool(options.cleaned_data.get("override_budget")),
+            supersede_active=bool(options.cleaned_data.get("supersede_active")),
+        )
+    else:
+        (preview,) = retry_services.task_repair_previews(slugs=[slug], assignee=chosen)
+    if preview.task is None:
+        raise Http404(f"No task named {slug!r}.")
+    context = {"preview": preview, "name": name, "task": preview.task, "options_errors": options.errors}
+    return render(request, "planning/task_detail.html#action-preview", context)
 
 
 @require_POST

@@ -33,8 +33,14 @@ class TaskDetail:
     stalled: bool
     owner: Agent
     frozen: Agent | None
+    # The task's assignee and the current attempt's frozen one are different
+    # agents (the owner is shown, never compared).
     assignees_differ: bool
-    default_assignee: Agent | None
+    # The attempt the diagnostics describe: the current one, else the
+    # newest (imported history of a task never run here).
+    diagnosed: Attempt | None = None
+    # Blocked: the budget decision, as the ledger recorded it.
+    block_reason: str | None = None
     legacy_rejected: list[NativeRun] = field(default_factory=list)
     unbound: list[NativeRun] = field(default_factory=list)
     event_count: int = 0
@@ -67,14 +73,6 @@ def _phase_chips(attempt: Attempt, phases: list[str], outcomes: dict[str, tuple[
             state, message = "not_reached", ""
         chips.append(PhaseChip(phase, state, attempt.resume_phase == phase, message))
     return chips
-
-
-def default_rerun_assignee(task: PlanningTask, current: Attempt | None) -> Agent | None:
-    """Who a rerun gets when the operator does not choose (rule 3): the
-    previous attempt's frozen assignee, else the task's, else the owner."""
-    if current is not None and current.requested_assignee is not None:
-        return current.requested_assignee
-    return task.assignee or task.project.owner
 
 
 def task_detail(slug: str, *, attempts_limit: int | None = None) -> TaskDetail | None:
@@ -164,18 +162,18 @@ def task_detail(slug: str, *, attempts_limit: int | None = None) -> TaskDetail |
         attempt.bound_runs = bound.get(attempt.id, [])
         attempt.rejected_runs = rejected.get(attempt.id, [])
     frozen = current.requested_assignee if current else None
-    owner = task.project.owner
-    names = {a.id for a in (task.assignee, frozen, owner) if a is not None}
+    diagnosed = current or (attempts[0] if attempts else None)
     return TaskDetail(
         task=task,
         attempts=attempts,
         current=current,
-        diagnostics=task_diagnostics(task, current) if current else None,
+        diagnostics=task_diagnostics(task, diagnosed) if diagnosed else None,
         stalled=bool(current and current.failure_kind == "stalled"),
-        owner=owner,
+        owner=task.project.owner,
         frozen=frozen,
-        assignees_differ=len(names) > 1,
-        default_assignee=default_rerun_assignee(task, current),
+        assignees_differ=frozen is not None and task.assignee_id is not None and frozen.id != task.assignee_id,
+        diagnosed=diagnosed,
+        block_reason=_block_reason(task) if task.status == PlanningTask.Status.BLOCKED else None,
         legacy_rejected=legacy_rejected,
         unbound=unbound,
         event_count=task.event_count,
@@ -184,6 +182,18 @@ def task_detail(slug: str, *, attempts_limit: int | None = None) -> TaskDetail |
         oldest_shown=attempts[-1].number if attempts else 0,
         older_count=older_count,
     )
+
+
+def _block_reason(task: PlanningTask) -> str | None:
+    """The reason ``decide_retry_or_block`` gave when it blocked the task:
+    one probe of the task's newest status events."""
+    data = (
+        Event.objects.filter(task_id=task.id, type="task.status_changed", data__status=PlanningTask.Status.BLOCKED)
+        .order_by("-id")
+        .values_list("data", flat=True)
+        .first()
+    )
+    return (data or {}).get("decision") or (data or {}).get("reason")
 
 
 def task_version(slug: str) -> int | None:

@@ -40,16 +40,22 @@ def task_diagnostics(task: PlanningTask, attempt: Attempt | None = None) -> dict
     """Why a task is failed or blocked (seed 003): the failed phase, the kind
     of failure, the message and attempt n of max. None when nothing failed."""
     attempt = attempt if attempt is not None else task_current_attempt(task)
-    if attempt is None or not attempt.failure_kind or task.status not in (*FAILING_STATUSES, PlanningTask.Status.CANCELLED):
+    if attempt is None or task.status not in (*FAILING_STATUSES, PlanningTask.Status.CANCELLED):
+        return None
+    kind, message = attempt.failure_kind, attempt.failure_message or ""
+    if not kind and attempt.imported and attempt.status == Attempt.Status.FAILED:
+        # The legacy system kept that it failed, not how.
+        kind, message = "imported_failure", "Failed in the legacy system; the imported history keeps no detail."
+    if not kind:
         return None
     return {
         "task": task.slug,
         "attempt_number": attempt.number,
         "max_attempts": task.max_attempts,
         "failed_phase": attempt.failure_phase,
-        "failure_kind": attempt.failure_kind,
-        "message": attempt.failure_message or "",
-        "at": attempt.finished_at,
+        "failure_kind": kind,
+        "message": message,
+        "at": attempt.finished_at or (attempt.superseded_at if attempt.imported else None),
     }
 
 

@@ -26,7 +26,7 @@ from .automatic import (
 from .base import AttemptResult, deferred_plan_refresh
 from .idempotency import idempotency_keys_expire
 from .phases import attempt_record_phase
-from .previews import ActionPreview, task_repair_previews, task_rerun_previews
+from .previews import ActionPreview, TaskPagePreviews, task_page_previews, task_repair_previews, task_rerun_previews
 from .reports import RunReport, native_run_report, native_run_report_batch, native_run_try_bind
 from .requests import MAX_BULK_RERUN, task_cancel, task_launch, task_repair, task_rerun, task_rerun_many
 
@@ -35,6 +35,7 @@ __all__ = [
     "ActionPreview",
     "AttemptResult",
     "RunReport",
+    "TaskPagePreviews",
     "attempt_fail",
     "attempt_fail_if_stalled",
     "attempt_mark_launching",
@@ -46,6 +47,7 @@ __all__ = [
     "native_run_try_bind",
     "task_cancel",
     "task_launch",
+    "task_page_previews",
     "task_repair",
     "task_repair_previews",
     "task_rerun",

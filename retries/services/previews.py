@@ -12,7 +12,18 @@ from typing import Any
 
 from planning.models import Agent, PlanningTask
 
-from ..decisions import AttemptFacts, NextAttempt, Refusal, TaskFacts, decide_repair, decide_rerun
+from ..decisions import (
+    AttemptFacts,
+    FrozenAssignee,
+    NextAttempt,
+    Refusal,
+    TaskFacts,
+    CancelDecision,
+    decide_cancel,
+    decide_repair,
+    decide_rerun,
+    frozen_assignee,
+)
 from .base import ledger_statuses
 from .facts import all_attempts_with_ids, attempt_facts, facts_for_new_attempt, linked_native_ids, task_facts
 
@@ -25,6 +36,9 @@ class ActionPreview:
     outcome: NextAttempt | Refusal
     # Repair: the row's status is first put back to the ledger's.
     restores_status: tuple[str, str] | None = None
+    # Rule 3's answer when no agent is chosen: what a form offers as its
+    # default (also when the action itself is refused now).
+    keep: FrozenAssignee | None = None
 
     @property
     def allowed(self) -> bool:
@@ -117,8 +131,13 @@ def task_rerun_previews(
             *facts[task.id], reason=reason or "(the reason you give)", explicit=assignee.name if assignee else None,
             override_budget=override_budget, supersede_active=supersede_active,
         )
-        previews.append(ActionPreview(slug, "rerun", task, outcome))
+        previews.append(ActionPreview(slug, "rerun", task, outcome, keep=_keep(*facts[task.id])))
     return previews
+
+
+def _keep(task: TaskFacts, attempts: list[AttemptFacts]) -> FrozenAssignee:
+    latest = max(attempts, key=lambda a: a.number, default=None)
+    return frozen_assignee(explicit=None, previous=latest, task_assignee=task.assignee, project_owner=task.project_owner)
 
 
 def _current_attempts(tasks: list[PlanningTask]):
@@ -152,5 +171,39 @@ def task_repair_previews(*, slugs: list[str], reason: str = "", assignee: Agent 
         rows: list[AttemptFacts] = [attempt_facts(a, native.get(a.id, ())) for a in attempts.get(task.id, [])]
         outcome = decide_repair(facts, rows, reason=reason or "(the reason you give)",
                                 explicit=assignee.name if assignee else None)
-        previews.append(ActionPreview(slug, "repair", task, outcome, restores_status=restores))
+        previews.append(ActionPreview(slug, "repair", task, outcome, restores_status=restores, keep=_keep(facts, rows)))
     return previews
+
+
+
+
+@dataclass
+class TaskPagePreviews:
+    rerun: ActionPreview
+    repair: ActionPreview
+    cancel: CancelDecision | Refusal
+
+
+def task_page_previews(task: PlanningTask) -> TaskPagePreviews:
+    """The task page's three forms, each with what its action would do,
+    from one read of the task's attempts (three queries, whatever the
+    history): the same decisions on the same facts as the actions."""
+    rows = all_attempts_with_ids([task.id]).get(task.id, [])
+    native = linked_native_ids(rows)
+    ledger, _ = ledger_statuses([task.id], [])
+    facts = task_facts(task)
+    every = [attempt_facts(a, native.get(a.id, ())) for a in rows]
+    current = [a for a in every if a.current]
+    # A rerun sees what a rerun reads: the current attempt, else the newest.
+    seen = current or every[-1:]
+    rerun = ActionPreview(
+        task.slug, "rerun", task, decide_rerun(facts, seen, reason="(the reason you give)"), keep=_keep(facts, seen)
+    )
+    truth = ledger.get(task.id)
+    restores = (task.status, truth) if truth is not None and truth != task.status else None
+    repair_facts = replace(facts, status=truth) if restores else facts
+    repair = ActionPreview(
+        task.slug, "repair", task, decide_repair(repair_facts, every, reason="(the reason you give)"),
+        restores_status=restores, keep=_keep(repair_facts, every),
+    )
+    return TaskPagePreviews(rerun, repair, decide_cancel(facts, current))

@@ -1,11 +1,16 @@
-"""A real Celery worker process on a real Redis broker, and a real HTTP
-gateway on loopback, for the execution tests.
+"""A real Celery worker process on a real broker, and a real HTTP gateway on
+loopback, for the execution tests.
+
+Every test that uses the worker runs twice, once per broker: Redis
+(``CELERY_BROKER_URL``) and RabbitMQ (``TEST_RABBITMQ_URL``, a vhost of its
+own); the test ids end in ``[redis]`` or ``[rabbitmq]``. The test process
+publishes to the broker of the test, and the worker consumes from it.
 
 Each pytest process gets its own queue (named after its xdist worker id and
 pid): the test process publishes to it and its worker consumes only it, so
-parallel test processes never take each other's messages. The worker talks
-to the pytest-django test database, so the tests that use it are
-``transaction=True`` (the worker must see committed rows)."""
+parallel test processes never take each other's messages, on either broker.
+The worker talks to the pytest-django test database, so the tests that use
+it are ``transaction=True`` (the worker must see committed rows)."""
 
 from __future__ import annotations
 
@@ -22,6 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.db import connection
 
 from missioncontrol.celery import app as celery_app
@@ -30,6 +36,9 @@ from retries.integrity import integrity_problems
 ROOT = Path(__file__).resolve().parents[2]
 WORKER_GROUP = "execution-worker"
 GATEWAY_TIMEOUT = 1.5  # seconds the workers' http executor waits for the gateway
+# The brokers of settings.TEST_BROKERS, in the order they run, and the URL
+# schemes each may be given.
+BROKERS = {"redis": ("redis", "rediss"), "rabbitmq": ("amqp", "amqps", "pyamqp")}
 
 
 def wait_for(predicate: Callable[[], object], *, timeout: float = 60, interval: float = 0.1, what: str = "condition"):
@@ -49,8 +58,10 @@ class Worker:
     can SIGKILL the whole worker (main process and pool children) at once."""
 
     def __init__(self, *, queue: str, db_name: str, log_path: Path, env: dict[str, str] | None = None,
-                 concurrency: int = 2) -> None:
+                 concurrency: int = 2, broker_url: str | None = None) -> None:
         self.queue = queue
+        # The broker the test process publishes to unless told otherwise.
+        self.broker_url = broker_url or celery_app.conf.broker_write_url
         self.node = f"{queue}@localhost"
         self.db_name = db_name
         self.log_path = log_path
@@ -62,9 +73,9 @@ class Worker:
     def start(self, timeout: float = 60) -> Worker:
         env = {
             **os.environ,
-            "DEBUG": "1",
+            "DJANGO_SETTINGS_MODULE": "tests.settings",
             "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{self.db_name}",
-            "CELERY_BROKER_URL": celery_app.conf.broker_url,
+            "CELERY_BROKER_URL": self.broker_url,
             "MC_TEST_QUEUE": self.queue,
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,
@@ -123,8 +134,7 @@ class Worker:
         row (a running task may enqueue the next one)."""
 
         def idle() -> bool:
-            with celery_app.connection_for_write() as conn:
-                waiting = conn.default_channel.client.llen(self.queue)
+            waiting = queue_length(self.queue)
             active = celery_app.control.inspect(destination=[self.node], timeout=1).active() or {}
             return waiting == 0 and not any(active.values())
 
@@ -145,14 +155,59 @@ def publishing_nowhere(queue: str) -> Iterator[None]:
         purge(queue, forget=True)
 
 
-def purge(queue: str, *, forget: bool = False) -> None:
-    """Drop the queue's waiting messages; with ``forget``, also the routing
-    keys kombu keeps for it, once nothing will publish to it again."""
-    keys = [queue]
-    if forget:
-        keys += [f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"]
+def queue_length(queue: str) -> int:
+    """Messages waiting in ``queue`` on the current broker (not those a
+    worker holds unacknowledged); a queue that does not exist has none."""
     with celery_app.connection_for_write() as conn:
-        conn.default_channel.client.delete(*keys)
+        if conn.transport.driver_type == "redis":
+            return conn.default_channel.client.llen(queue)
+        # A passive declare only asks; on a missing queue the broker closes
+        # the channel, so it gets a channel of its own.
+        try:
+            with conn.channel() as channel:
+                return channel.queue_declare(queue=queue, passive=True).message_count
+        except conn.channel_errors:
+            return 0
+
+
+def purge(queue: str, *, forget: bool = False) -> None:
+    """Drop the queue's waiting messages; with ``forget``, also what the
+    broker keeps to route to it (Redis: kombu's binding keys; RabbitMQ: the
+    queue and its exchange), once nothing will publish to it again."""
+    with celery_app.connection_for_write() as conn:
+        if conn.transport.driver_type == "redis":
+            keys = [queue]
+            if forget:
+                keys += [f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"]
+            conn.default_channel.client.delete(*keys)
+            return
+        if forget:
+            # Celery names a queue's exchange after the queue; deleting what
+            # does not exist is no error for RabbitMQ.
+            with conn.channel() as channel:
+                channel.queue_delete(queue)
+                channel.exchange_delete(queue)
+            return
+        try:
+            with conn.channel() as channel:
+                channel.queue_purge(queue)
+        except conn.channel_errors:
+            pass  # no such queue: nothing waits in it
+
+
+def _use_broker(url: str) -> None:
+    """Point this process's Celery app at ``url``: publishing, inspecting
+    and purging go there from now on. The connections of the previous broker
+    are closed (the pools stay usable, should it come back)."""
+    for pool in (celery_app._pool, celery_app.amqp._producer_pool):
+        if pool is not None:
+            pool.force_close_all(close_pool=False)
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+    # The write and read URLs, because CELERY_BROKER_URL in the environment
+    # would win over a changed broker_url.
+    celery_app.conf.broker_write_url = url
+    celery_app.conf.broker_read_url = url
 
 
 class Gateway:
@@ -242,6 +297,23 @@ class Gateway:
             return [r for r in self.requests if r["method"] == "POST" and r["path"] == "/launches"]
 
 
+@pytest.fixture(scope="session", params=list(BROKERS))
+def broker(request) -> Iterator[str]:
+    """The broker of the worker tests, each in turn: this process's Celery
+    app publishes there for as long as the tests of that broker run."""
+    url = settings.TEST_BROKERS[request.param]
+    assert url.split("://", 1)[0] in BROKERS[request.param], f"the {request.param} tests were given {url!r}"
+    previous = celery_app.conf.broker_write_url
+    _use_broker(url)
+    try:
+        with celery_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=3)
+    except Exception as exc:
+        pytest.fail(f"{request.param} at {url} does not answer ({exc}); .ci/services.sh starts it", pytrace=False)
+    yield url
+    _use_broker(previous)
+
+
 @pytest.fixture(scope="session")
 def worker_queue(worker_id) -> str:
     return f"mc-exec-{worker_id}-{os.getpid()}"
@@ -257,13 +329,15 @@ def http_gateway():
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker, worker_queue, http_gateway, tmp_path_factory):
-    """One worker for this test process, on its own queue, with the test
-    database, the loopback gateway and the local executor's fault injection."""
+def celery_worker(django_db_setup, django_db_blocker, broker, worker_queue, http_gateway, tmp_path_factory):
+    """One worker for this test process and broker, on its own queue, with
+    the test database, the loopback gateway and the local executor's fault
+    injection."""
     purge(worker_queue)
     worker = Worker(
         queue=worker_queue,
         db_name=connection.settings_dict["NAME"],
+        broker_url=broker,
         log_path=tmp_path_factory.mktemp("worker") / "worker.log",
         # The execution tests drive the local executor's phases through task
         # params (retries/demo/faults.py), whatever DEBUG says.

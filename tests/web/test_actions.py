@@ -44,9 +44,14 @@ def test_rerun_form_defaults_to_the_previous_frozen_assignee_not_the_owner(opera
     fail_current(task)
     planning_services.task_update(slug=task.slug, assignee=owner.name, actor="x")
 
-    form = form_of(operator_client, task, "rerun")
+    page = operator_client.get(reverse("task_detail", args=[task.slug]))
+    form = page.context["rerun_form"]
 
-    assert form.initial["assignee"] == "frozen-bot"
+    # The default is no explicit choice, labelled with rule 3's answer, which
+    # is also the preview's frozen assignee.
+    assert form.initial.get("assignee", "") == "" and form.keep.name == "frozen-bot"
+    assert form.fields["assignee"].choices[0] == ("", "Keep the rule-3 assignee: frozen-bot (previous attempt #1)")
+    assert page.context["rerun_preview"].attempt.assignee.name == "frozen-bot"
     assert len(form.initial["idempotency_key"]) == 36
     # A fresh key per rendered form.
     assert form_of(operator_client, task, "rerun").initial["idempotency_key"] != form.initial["idempotency_key"]
@@ -203,7 +208,7 @@ def test_repair_reopens_a_succeeded_task_keeping_the_frozen_assignee(operator_cl
     response = post(operator_client, task, "repair", {
         "repair-reason": "output was corrupted",
         "repair-idempotency_key": form.initial["idempotency_key"],
-        "repair-assignee": form.initial["assignee"],
+        "repair-assignee": form.initial.get("assignee", ""),
     })
 
     assert response.status_code == 200 and "Repair started: attempt #2" in response.content.decode()

@@ -18,6 +18,8 @@ class BindingSerializer(serializers.Serializer):
     state = serializers.ChoiceField(choices=NativeRun.Binding.choices, source="binding")
     attempt_id = serializers.UUIDField(allow_null=True)
     reason = serializers.CharField(source="binding_reason", allow_null=True)
+    # One sentence from the binding decision's facts (extension of API.md).
+    explanation = serializers.CharField(source="binding_explanation", read_only=True)
 
 
 class NativeRunSerializer(serializers.ModelSerializer):
