@@ -27,6 +27,7 @@ def project_env(**extra: str) -> dict[str, str]:
     """A production-like environment (DEBUG off) on the test database."""
     env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
     env.update(
+        DJANGO_SETTINGS_MODULE="missioncontrol.settings",  # production's, not the tests'
         DEBUG="0",
         SECRET_KEY="test-only-" + "k" * 50,
         ALLOWED_HOSTS="127.0.0.1",
