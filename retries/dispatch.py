@@ -36,3 +36,11 @@ def cancel_after_commit(*, attempt_id: uuid.UUID, executor: str) -> None:
         cancel_attempt.delay(str(attempt_id))
 
     transaction.on_commit(enqueue, robust=True)
+
+
+def launch_again(*, attempt_id: uuid.UUID) -> None:
+    """Send a launch again now (reconciliation, for a launch message that
+    was lost); launching is idempotent, so a duplicate changes nothing."""
+    from retries.tasks import launch_attempt
+
+    launch_attempt.delay(str(attempt_id))

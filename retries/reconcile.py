@@ -32,6 +32,7 @@ from django.utils import timezone
 from planning.models import PlanningTask, Procedure
 from planning.services import plan_refresh, task_status_counts_fold
 from retries import executors, services
+from retries import dispatch
 from retries.dispatch import PUSHING_EXECUTORS
 from retries.models import Attempt, NativeRun
 
@@ -296,9 +297,7 @@ def _run(now: dt.datetime) -> Summary:
     relaunch_after = float(getattr(settings, "RECONCILE_RELAUNCH_AFTER_SECONDS", 60))
 
     def relaunch(attempt_id: uuid.UUID) -> None:
-        from retries.tasks import launch_attempt
-
-        launch_attempt.delay(str(attempt_id))
+        dispatch.launch_again(attempt_id=attempt_id)
         summary.relaunched += 1
 
     _each(summary, list(stuck_pending_attempts(now - dt.timedelta(seconds=relaunch_after))[:batch]), relaunch)
