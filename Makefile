@@ -20,10 +20,14 @@ $(BIN)/.installed: pyproject.toml
 install: $(BIN)/.installed
 
 # Web, worker and beat on SQLite with a broker that needs no server, demo data loaded.
+# The processes share one Prometheus multiprocess directory, wiped here first.
+METRICS_DIR ?= var/prometheus
 run: install
 	DEBUG=1 $(BIN)/python manage.py migrate --noinput
 	DEBUG=1 $(BIN)/python manage.py demo
-	DEBUG=1 PATH="$(abspath $(BIN)):$$PATH" $(BIN)/honcho start -f Procfile
+	rm -rf $(METRICS_DIR) && mkdir -p $(METRICS_DIR)
+	DEBUG=1 PROMETHEUS_MULTIPROC_DIR=$(abspath $(METRICS_DIR)) PATH="$(abspath $(BIN)):$$PATH" \
+		$(BIN)/honcho start -f Procfile
 
 # .ci/services.sh first starts whichever of PostgreSQL, Redis and RabbitMQ is down
 # (and installs Debian's chromium); then the import contracts (pyproject.toml,

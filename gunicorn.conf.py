@@ -15,6 +15,8 @@ is answered by gunicorn itself, and missioncontrol.gunicorn_errors makes
 that answer the JSON shape too instead of gunicorn's HTML page.
 """
 
+import os
+
 limit_request_line = 8190  # gunicorn's maximum (0 would mean unbounded)
 limit_request_fields = 100
 limit_request_field_size = 8190
@@ -27,3 +29,17 @@ def post_worker_init(worker):
     from missioncontrol.gunicorn_errors import install
 
     install()
+
+
+# Server hooks, one function per concern.
+def metrics_child_exit(server, worker) -> None:
+    """Prometheus multiprocess mode: a worker that exited hands its live
+    gauge files back (counters and histograms of dead workers still count)."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def child_exit(server, worker) -> None:
+    metrics_child_exit(server, worker)

@@ -3,7 +3,8 @@
 viewer reads; operator also creates and edits tasks, launches, reruns,
 repairs and cancels; executor reads tasks and reports native runs and phases;
 admin also manages agents, projects and procedures (and can do what an
-operator can)."""
+operator can); metrics reads GET /metrics and nothing else (a scraper's
+token: it reads no task, no API endpoint and no dashboard page)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ VIEWER = "viewer"
 OPERATOR = "operator"
 EXECUTOR = "executor"
 ADMIN = "admin"
-ROLES = (VIEWER, OPERATOR, EXECUTOR, ADMIN)
+METRICS = "metrics"
+ROLES = (VIEWER, OPERATOR, EXECUTOR, ADMIN, METRICS)
 
 # What each role may do, beyond reading (every role may read).
 _IMPLIED = {
@@ -19,6 +21,7 @@ _IMPLIED = {
     OPERATOR: {VIEWER, OPERATOR},
     EXECUTOR: {VIEWER, EXECUTOR},
     ADMIN: {VIEWER, OPERATOR, ADMIN},
+    METRICS: {METRICS},
 }
 
 

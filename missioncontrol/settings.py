@@ -11,6 +11,8 @@ from pathlib import Path
 import dj_database_url
 from django.utils.csp import CSP
 
+from missioncontrol.observability import logs as observability_logs
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("MISSIONCONTROL_VAR_DIR", BASE_DIR / "var"))
 
@@ -58,12 +60,14 @@ INSTALLED_APPS = [
     "retries",
     "missioncontrol.api",
     "missioncontrol.web",
+    "missioncontrol.observability",
+    "missioncontrol.alerts",
 ]
 
 MIDDLEWARE = [
+    # Outermost: request id, one log line and the latency of every request.
+    "missioncontrol.observability.middleware.RequestObservabilityMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    # Production serves the collected static files itself (inserted here
-    # below); a DEBUG run uses the staticfiles app and needs no collectstatic.
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     # Refuses what no view can handle (too long, too large, bad charset, NUL,
     # lone surrogates) and keeps every /api/ error in the JSON shape.
@@ -79,7 +83,10 @@ MIDDLEWARE = [
 ]
 
 if not DEBUG:
-    MIDDLEWARE.insert(1, "whitenoise.middleware.WhiteNoiseMiddleware")
+    # Production serves the collected static files itself; a DEBUG run uses
+    # the staticfiles app (runserver, live_server) and needs no collectstatic.
+    MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+                      "whitenoise.middleware.WhiteNoiseMiddleware")
 
 ROOT_URLCONF = "missioncontrol.urls"
 WSGI_APPLICATION = "missioncontrol.wsgi.application"
@@ -228,6 +235,9 @@ SPECTACULAR_SETTINGS = {
         "BindingStateEnum": "retries.models.NativeRun.Binding",
         "AgentKindEnum": "planning.models.Agent.Kind",
         "ExecutorEnum": "planning.models.Procedure.Executor",
+        "AlertEventEnum": "missioncontrol.alerts.events.ALERT_EVENTS",
+        "WebhookFormatEnum": "missioncontrol.alerts.models.WebhookSubscription.Format",
+        "DeliveryStateEnum": "missioncontrol.alerts.models.WebhookDelivery.State",
     },
 }
 
@@ -279,15 +289,34 @@ LOCAL_EXECUTOR_PHASES = (
     "retries.demo.faults.TaskParamFaults" if LOCAL_EXECUTOR_FAULTS else "retries.executors.local.PhaseBehaviour"
 )
 
+# A legacy report (no attempt id) whose created_at lies further in the future
+# than this is refused as created_in_future (rule 2's clock skew).
+REPORT_CLOCK_SKEW_SECONDS = float(os.environ.get("REPORT_CLOCK_SKEW_SECONDS", "300"))
+
 HTTP_EXECUTOR_URL = os.environ.get("HTTP_EXECUTOR_URL", "")
 HTTP_EXECUTOR_TOKEN = os.environ.get("HTTP_EXECUTOR_TOKEN", "")
 HTTP_EXECUTOR_TIMEOUT = float(os.environ.get("HTTP_EXECUTOR_TIMEOUT", "5"))
 
 IDEMPOTENCY_KEY_TTL_SECONDS = 24 * 3600
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+# Observability (docs/operations.md). Structured logs: JSON lines, or
+# readable lines for a person at a terminal (the default with DEBUG).
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "console" if DEBUG else "json")
+LOGGING = observability_logs.configure(fmt=LOG_FORMAT, level=os.environ.get("LOG_LEVEL", "INFO"))
+
+# Prometheus multiprocess mode: each process writes its counters here and
+# GET /metrics sums them. Whoever starts web and worker wipes it first
+# (make run does); it is created here if missing.
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    Path(os.environ["PROMETHEUS_MULTIPROC_DIR"]).mkdir(parents=True, exist_ok=True)
+
+# Alert webhooks (missioncontrol/alerts).
+WEBHOOK_MAX_TRIES = int(os.environ.get("WEBHOOK_MAX_TRIES", "8"))
+WEBHOOK_BACKOFF_SECONDS = float(os.environ.get("WEBHOOK_BACKOFF_SECONDS", "10"))
+WEBHOOK_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS", "5"))
+WEBHOOKS_ALLOW_PRIVATE = env_bool("WEBHOOKS_ALLOW_PRIVATE", False)
+CELERY_BEAT_SCHEDULE["webhook-sweep"] = {
+    "task": "missioncontrol.alerts.tasks.sweep",
+    "schedule": float(os.environ.get("WEBHOOK_SWEEP_SECONDS", "60")),
+    "options": {"expires": 60},
 }

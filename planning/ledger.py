@@ -1,15 +1,22 @@
 """Appending to the ledger. Services call this inside their transaction, so a
-fact and the row change it explains commit together or not at all."""
+fact and the row change it explains commit together or not at all.
+
+Ledger listeners (``ledger_listener``) see the facts once they are
+committed: metrics, log lines and alert webhooks all come from here, so they
+count each committed fact exactly once and nothing of a transaction that
+rolled back."""
 
 from __future__ import annotations
 
 import contextvars
 import datetime as dt
+import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
+from django.db import transaction
 from django.utils import timezone
 
 from missioncontrol.db import insert_columns
@@ -66,6 +73,7 @@ def ledger_append(
         return fact
     event = Event(**fact._asdict())
     event.save(force_insert=True)
+    _after_commit([fact])
     return event
 
 
@@ -101,3 +109,45 @@ def _insert_events(events: list[PendingEvent]) -> None:
     read back because nothing reads an event appended in the same block.
     PostgreSQL numbers the rows in array order, so ids keep append order."""
     insert_columns(Event, {name: list(values) for name, values in zip(PendingEvent._fields, zip(*events), strict=True)})
+    _after_commit(events)
+
+
+# --- Listeners: who hears of committed facts ---------------------------------------
+
+LedgerListener = Callable[[list[PendingEvent]], None]
+_listeners: list[LedgerListener] = []
+log = logging.getLogger(__name__)
+
+
+def ledger_listener(listener: LedgerListener) -> LedgerListener:
+    """Register ``listener`` (usable as a decorator): after a transaction
+    commits, it is called with the facts each ledger write of that
+    transaction appended (one ``ledger_append``, or one ``ledger_batch``),
+    in order. Nothing is called for a write whose transaction (or savepoint)
+    rolled back. A listener runs in the committing thread, after the commit:
+    it must be cheap, O(1) per fact and without queries (hand real work to
+    Celery), and whatever it raises is logged and goes no further.
+    Registering the same function twice keeps one."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+    return listener
+
+
+def ledger_listener_remove(listener: LedgerListener) -> None:
+    if listener in _listeners:
+        _listeners.remove(listener)
+
+
+def _after_commit(facts: list[PendingEvent]) -> None:
+    if _listeners:
+        # One closure per write, not per fact; Django drops it with the
+        # savepoint or transaction it was registered in, if that rolls back.
+        transaction.on_commit(lambda: _notify(facts))
+
+
+def _notify(facts: list[PendingEvent]) -> None:
+    for listener in tuple(_listeners):
+        try:
+            listener(facts)
+        except Exception:  # a listener never breaks the write that committed
+            log.exception("ledger listener %r failed on %d facts", listener, len(facts))

@@ -294,7 +294,7 @@ def _run(now: dt.datetime) -> Summary:
     if failed:
         retry_many(failed)
 
-    relaunch_after = float(getattr(settings, "RECONCILE_RELAUNCH_AFTER_SECONDS", 60))
+    relaunch_after = settings.RECONCILE_RELAUNCH_AFTER_SECONDS
 
     def relaunch(attempt_id: uuid.UUID) -> None:
         dispatch.launch_again(attempt_id=attempt_id)

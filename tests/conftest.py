@@ -3,6 +3,10 @@ from django.db import connection
 
 from retries.integrity import integrity_problems
 
+# The real Celery worker of the alert and log tests: one fixture definition
+# for both directories, so one worker (and one queue) per test process.
+pytest_plugins = ["tests.observe_worker"]
+
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "damages_rows: the test breaks rows on purpose; skip the ledger check")

@@ -12,6 +12,7 @@ from .plans import PlanViewSet
 from .tasks import BulkRerunViewSet, TaskAttemptList, TaskEventList, TaskViewSet
 from .validators import SLUG_PATH_REGEX
 from .views import DocsView, SchemaView
+from .webhooks import WebhookViewSet
 
 app_name = "api"
 
@@ -24,6 +25,8 @@ router.register("tasks", TaskViewSet, basename="task")
 router.register("reruns", BulkRerunViewSet, basename="rerun")
 router.register("attempts", AttemptViewSet, basename="attempt")
 router.register("native-runs", NativeRunViewSet, basename="native-run")
+# An extension of the contract (README, "Alerts"): admin role only.
+router.register("webhooks", WebhookViewSet, basename="webhook")
 
 urlpatterns = [
     path("schema/", SchemaView.as_view(), name="schema"),

@@ -7,6 +7,7 @@ import uuid
 
 from django import forms
 
+from missioncontrol.alerts.models import WebhookDelivery
 from planning.models import Agent, PlanningTask
 from retries.decisions import FrozenAssignee
 from retries.models import NativeRun
@@ -69,6 +70,16 @@ class NativeRunFilterForm(forms.Form):
             for name in ("binding", "executor")
             if name not in self.errors
         }
+
+
+class DeliveryFilterForm(forms.Form):
+    state = forms.ChoiceField(
+        required=False, choices=[("", "any state"), *WebhookDelivery.State.choices]
+    )
+
+    def state_value(self) -> str:
+        self.is_valid()
+        return "" if "state" in self.errors else self.cleaned_data.get("state") or ""
 
 
 def new_idempotency_key() -> str:

@@ -17,6 +17,7 @@ urlpatterns = [
     path("plans/<uuid:plan_id>/resume/", views.plan_resume, name="plan_resume"),
     path("plans/<uuid:plan_id>/rerun/", views.plan_rerun, name="plan_rerun"),
     path("native-runs/", views.native_runs, name="native_runs"),
+    path("deliveries/", views.deliveries, name="deliveries"),
     path(
         "accounts/login/",
         auth_views.LoginView.as_view(redirect_authenticated_user=True),

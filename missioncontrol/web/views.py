@@ -23,7 +23,8 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from missioncontrol.api.errors import status_for
 from missioncontrol.errors import ServiceError
-from missioncontrol.roles import OPERATOR, VIEWER, actor_name, has_role
+from missioncontrol.alerts import selectors as alert_selectors
+from missioncontrol.roles import ADMIN, OPERATOR, VIEWER, actor_name, has_role
 from planning import services as planning_services
 from planning.models import PlanningTask
 from retries import selectors as sel
@@ -33,6 +34,7 @@ from retries.decisions import CancelDecision
 from .forms import (
     BoardFilterForm,
     BoardRerunForm,
+    DeliveryFilterForm,
     CancelForm,
     LaunchForm,
     PreviewOptionsForm,
@@ -120,6 +122,7 @@ def _base_context(request: HttpRequest, section: str) -> dict:
     return {
         "section": section,
         "can_operate": has_role(request.user, OPERATOR),
+        "can_admin": has_role(request.user, ADMIN),
         "poll_seconds": 5,
     }
 
@@ -493,3 +496,21 @@ def native_runs(request: HttpRequest) -> HttpResponse:
     page.object_list = sel.attach_claimed_attempts(list(page.object_list), attempts_window=DETAIL_ATTEMPTS)
     context = {**_base_context(request, "runs"), "form": form, "page": page, "runs": page.object_list}
     return _render(request, "planning/native_runs.html", {"runs-live": "live"}, context)
+
+
+@require_GET
+@role_required(ADMIN)
+def deliveries(request: HttpRequest) -> HttpResponse:
+    """Alert webhook deliveries and their status (the admin role's, like
+    the subscriptions: a receiver URL may carry a token)."""
+    form = DeliveryFilterForm(request.GET)
+    rows = alert_selectors.deliveries_for_dashboard(state=form.state_value())
+    page = Paginator(rows, RUNS_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        **_base_context(request, "deliveries"),
+        "form": form,
+        "page": page,
+        "deliveries": page.object_list,
+        "max_tries": alert_selectors.max_tries(),
+    }
+    return _render(request, "planning/deliveries.html", {"deliveries-live": "live"}, context)

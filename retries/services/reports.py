@@ -80,7 +80,7 @@ def apply_run_status(attempt: Attempt, run: NativeRun, *, actor: str, now: dt.da
 
 
 def clock_skew() -> dt.timedelta:
-    return dt.timedelta(seconds=float(getattr(settings, "REPORT_CLOCK_SKEW_SECONDS", 300)))
+    return dt.timedelta(seconds=settings.REPORT_CLOCK_SKEW_SECONDS)
 
 
 @dataclass

@@ -34,6 +34,11 @@ PATHS = {
     "/api/v1/native-runs/batch/": {"post"},
     # Extensions of API.md.
     "/api/v1/reruns/": {"post"},
+    "/api/v1/tasks/{slug}/rerun/preview/": {"post"},
+    "/api/v1/tasks/{slug}/repair/preview/": {"post"},
+    "/api/v1/webhooks/": {"get", "post"},
+    "/api/v1/webhooks/{id}/": {"get", "patch", "delete"},
+    "/api/v1/webhooks/{id}/deliveries/": {"get"},
 }
 
 

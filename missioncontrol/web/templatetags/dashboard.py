@@ -28,6 +28,7 @@ GLYPHS = {
     "bound": "↔",
     "rejected": "✕",
     "unbound": "?",
+    "delivered": "✓",
 }
 
 

@@ -1,0 +1,60 @@
+"""One middleware, outermost: gives the request its id (bound into the log
+context and echoed in ``X-Request-ID``), times it into the latency
+histogram by view and status, and logs one line for it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import structlog
+from django.http import HttpRequest, HttpResponse
+
+from .logs import REQUEST_ID_HEADER, begin_context, end_context, request_id_from
+from .metrics import HTTP_DURATION
+
+log = structlog.get_logger("missioncontrol.http")
+UNMATCHED = "<unmatched>"
+
+
+def view_label(request: HttpRequest) -> str:
+    """The resolver's route name (``api:task-rerun``, ``board``): few and
+    fixed, unlike paths. Requests that matched no route share one label."""
+    match = getattr(request, "resolver_match", None)
+    return match.view_name if match is not None else UNMATCHED
+
+
+def _username(request: HttpRequest) -> str | None:
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return None
+    return user.get_username()
+
+
+class RequestObservabilityMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
+        request.request_id = request_id
+        token = begin_context(request_id=request_id)
+        started = time.perf_counter()
+        try:
+            response = self.get_response(request)
+            seconds = time.perf_counter() - started
+            view = view_label(request)
+            HTTP_DURATION.labels(view, request.method, str(response.status_code)).observe(seconds)
+            response[REQUEST_ID_HEADER] = request_id
+            log.info(
+                "http request",
+                method=request.method,
+                path=request.path,
+                view=view,
+                status=response.status_code,
+                duration_ms=round(seconds * 1000, 2),
+                user=_username(request),
+            )
+            return response
+        finally:
+            end_context(token)
