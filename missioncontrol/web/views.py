@@ -185,18 +185,16 @@ def _action_forms(detail: sel.TaskDetail, bound: dict | None = None) -> dict:
     agents = sel.active_agents()
     forms: dict = {}
     previews = retry_services.task_page_previews(task)
-    rerun_preview, repair_preview = previews.rerun, previews.repair
     if task.status == S.DRAFT:
         forms["launch_form"] = bound.get("launch") or LaunchForm(prefix="launch")
     else:
         if task.status != S.SUCCEEDED:
-            forms["rerun_form"] = bound.get("rerun") or _rerun_form(task, agents, rerun_preview.keep)
-            forms["rerun_preview"] = rerun_preview
+            forms["rerun_form"] = bound.get("rerun") or _rerun_form(task, agents, previews.rerun.keep)
+            forms["rerun_preview"] = previews.rerun
         forms["repair_form"] = bound.get("repair") or RepairForm(
-            prefix="repair", agents=agents, keep=repair_preview.keep,
+            prefix="repair", agents=agents, keep=previews.repair_keep,
             preview_url=reverse("task_repair_preview", args=[task.slug]),
         )
-        forms["repair_preview"] = repair_preview
     cancel = previews.cancel
     if isinstance(cancel, CancelDecision) and not cancel.noop:
         forms["cancel_form"] = bound.get("cancel") or CancelForm(prefix="cancel")

@@ -180,30 +180,24 @@ def task_repair_previews(*, slugs: list[str], reason: str = "", assignee: Agent 
 @dataclass
 class TaskPagePreviews:
     rerun: ActionPreview
-    repair: ActionPreview
+    # Rule 3's answer a repair form offers as its default; the repair's
+    # full preview (every native id of every attempt it retires) grows with
+    # the history, so the page fetches it on its own (``task_repair_previews``).
+    repair_keep: FrozenAssignee
     cancel: CancelDecision | Refusal
 
 
 def task_page_previews(task: PlanningTask) -> TaskPagePreviews:
-    """The task page's three forms, each with what its action would do,
-    from one read of the task's attempts (three queries, whatever the
-    history): the same decisions on the same facts as the actions."""
-    rows = all_attempts_with_ids([task.id]).get(task.id, [])
-    native = linked_native_ids(rows)
-    ledger, _ = ledger_statuses([task.id], [])
-    facts = task_facts(task)
-    every = [attempt_facts(a, native.get(a.id, ())) for a in rows]
-    current = [a for a in every if a.current]
-    # A rerun sees what a rerun reads: the current attempt, else the newest.
-    seen = current or every[-1:]
+    """The task page's forms: the rerun's preview, the repair's default
+    assignee and whether a cancel applies, from the rows a rerun reads (the
+    current attempt, else the newest, with its native ids): a fixed number
+    of queries, whatever the history. The same decisions as the actions."""
+    currents = {a.task_id: a for a in _current_attempts([task])}
+    facts, _ = facts_for_new_attempt([task], currents)
+    task_facts_, seen = facts[task.id]
     rerun = ActionPreview(
-        task.slug, "rerun", task, decide_rerun(facts, seen, reason="(the reason you give)"), keep=_keep(facts, seen)
+        task.slug, "rerun", task, decide_rerun(task_facts_, seen, reason="(the reason you give)"),
+        keep=_keep(task_facts_, seen),
     )
-    truth = ledger.get(task.id)
-    restores = (task.status, truth) if truth is not None and truth != task.status else None
-    repair_facts = replace(facts, status=truth) if restores else facts
-    repair = ActionPreview(
-        task.slug, "repair", task, decide_repair(repair_facts, every, reason="(the reason you give)"),
-        restores_status=restores, keep=_keep(repair_facts, every),
-    )
-    return TaskPagePreviews(rerun, repair, decide_cancel(facts, current))
+    current = [a for a in seen if a.current]
+    return TaskPagePreviews(rerun, _keep(task_facts_, seen), decide_cancel(task_facts_, current))

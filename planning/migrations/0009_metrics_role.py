@@ -9,6 +9,6 @@ def create_group(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("planning", "0007_event_task_id_index"), ("auth", "0012_alter_user_first_name_max_length")]
+    dependencies = [("planning", "0008_event_no_truncate"), ("auth", "0012_alter_user_first_name_max_length")]
 
     operations = [migrations.RunPython(create_group, migrations.RunPython.noop)]
