@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import structlog
 from django.http import HttpRequest, HttpResponse
+from django.utils.functional import empty
 
 from .logs import REQUEST_ID_HEADER, begin_context, end_context, request_id_from
 from .metrics import HTTP_DURATION
@@ -25,10 +26,17 @@ def view_label(request: HttpRequest) -> str:
 
 
 def _username(request: HttpRequest) -> str | None:
-    user = getattr(request, "user", None)
-    if user is None or not user.is_authenticated:
+    """Who the request ran as, if the request found out: a lazy user that
+    no one asked for is left alone (loading it would query the session,
+    and a log line must neither cost a query nor fail when the database is
+    down)."""
+    user = request.__dict__.get("user")
+    if user is None or user.__dict__.get("_wrapped", user) is empty:
         return None
-    return user.get_username()
+    try:
+        return user.get_username() if user.is_authenticated else None
+    except Exception:  # a lazy user evaluated here after all: never fail the response
+        return None
 
 
 class RequestObservabilityMiddleware:

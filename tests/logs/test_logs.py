@@ -90,3 +90,17 @@ def test_the_celery_task_a_request_enqueued_logs_the_same_request_id(observe_wor
     assert any(line["attempt_id"] == attempt_id for line in facts)
     # The request's own lines, in this process, carry the same id.
     assert any(line["event"] == "http request" and line["request_id"] == "req-celery-7" for line in json_lines)
+
+
+@pytest.mark.django_db
+def test_the_request_line_never_loads_the_user_itself(client, json_lines, django_assert_num_queries):
+    """/healthz never asks who the user is: its log line must not load the
+    session (a query, which fails when the database is down)."""
+    from tests.web.conftest import make_user
+
+    client.force_login(make_user("someone", "viewer"))
+    json_lines.clear()
+    with django_assert_num_queries(1):  # healthz's own SELECT 1
+        assert client.get("/healthz").status_code == 200
+    [line] = [line for line in json_lines if line["event"] == "http request"]
+    assert line["user"] is None and line["status"] == 200
