@@ -62,6 +62,14 @@ class Server:
              "--timeout", "60", "missioncontrol.wsgi"],
             cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
         )
+        try:
+            self.wait_until_up(tmp)
+        except BaseException:
+            # Never leave a server behind: a failed start stops it too.
+            self.stop()
+            raise
+
+    def wait_until_up(self, tmp: Path) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             assert self.process.poll() is None, (tmp / f"gunicorn-{self.port}.log").read_text()
