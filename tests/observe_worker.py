@@ -27,10 +27,11 @@ def observe_celery_worker(django_db_setup, django_db_blocker, worker_id, tmp_pat
         env={"WEBHOOKS_ALLOW_PRIVATE": "1", "WEBHOOK_BACKOFF_SECONDS": "0.5", "WEBHOOK_TIMEOUT_SECONDS": "2",
              "LOG_FORMAT": "json", "LOCAL_EXECUTOR_FAULTS": "1"},
     )
-    worker.start()
-    yield worker
-    worker.stop()
-    purge(queue, forget=True)
+    try:
+        yield worker.start()
+    finally:
+        worker.stop()  # also when it never got ready: nothing is left running
+        purge(queue, forget=True)
 
 
 @pytest.fixture

@@ -44,9 +44,11 @@ def multiproc_env(tmp_path):
 
 @pytest.fixture
 def server(multiproc_env, tmp_path):
-    gunicorn = Gunicorn(workers=2, env=multiproc_env, log_path=tmp_path / "gunicorn.log").wait_ready()
-    yield gunicorn
-    gunicorn.stop()
+    gunicorn = Gunicorn(workers=2, env=multiproc_env, log_path=tmp_path / "gunicorn.log")
+    try:
+        yield gunicorn.wait_ready()
+    finally:
+        gunicorn.stop()  # also when it never answered: nothing is left running
 
 
 def http_pids(directory) -> set[int]:
