@@ -38,7 +38,12 @@ test: install
 	RABBITMQ_VHOST=$(TEST_RABBITMQ_VHOST) .ci/services.sh
 	$(BIN)/lint-imports
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) TEST_RABBITMQ_URL=$(TEST_RABBITMQ_URL) \
-		$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+		$(BIN)/python -m pytest -n 2 --dist loadgroup --ignore=tests/execution $(PYTEST_ARGS)
+	# The real-worker execution tests in a pytest process of their own: run
+	# after the rest in one process, their launches never reached the worker
+	# (a test-isolation bug left open, see the closing note of 2026-11-30).
+	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) TEST_RABBITMQ_URL=$(TEST_RABBITMQ_URL) \
+		$(BIN)/python -m pytest -n 2 --dist loadgroup tests/execution $(PYTEST_ARGS)
 
 # Benchmarks on loopback against PostgreSQL (databases mc_bench_run_*, made and
 # dropped by the run) and Redis db 6; writes the table to docs/performance.md.
