@@ -183,10 +183,9 @@ def p3_pass(params: dict) -> dict:
     (its peak RSS is the pass's, for M1), then an idle pass. The batch size
     is raised so that one pass takes every changed run, as the target asks."""
     from django.conf import settings
+    from django.db import connection
 
     from retries.reconcile import reconcile_pass
-
-    from django.db import connection
 
     settings.RECONCILE_BATCH_SIZE = max(int(getattr(settings, "RECONCILE_BATCH_SIZE", 500)), params["changed"])
     connection.ensure_connection()
@@ -199,8 +198,13 @@ def p3_pass(params: dict) -> dict:
     idle = reconcile_pass()
     idle_seconds = time.perf_counter() - started
     return _with_integrity(
-        {"seconds": seconds, "summary": summary.as_dict(), "peak_rss_kib": rss, "idle_seconds": idle_seconds,
-         "idle_summary": idle.as_dict()},
+        {
+            "seconds": seconds,
+            "summary": summary.as_dict(),
+            "peak_rss_kib": rss,
+            "idle_seconds": idle_seconds,
+            "idle_summary": idle.as_dict(),
+        },
         params,
     )
 
@@ -214,7 +218,12 @@ def p4_seed(params: dict) -> dict:
     b = datagen.base()
     n = params["tasks"]
     quarter = max(1, n // 4)
-    for final, count in (("failed", quarter), ("succeeded", quarter), ("running", quarter), ("pending", n - 3 * quarter)):
+    for final, count in (
+        ("failed", quarter),
+        ("succeeded", quarter),
+        ("running", quarter),
+        ("pending", n - 3 * quarter),
+    ):
         datagen.tasks_with_history(n=count, prefix=f"board-{final}", attempts=1, final=final, b=b)
     for attempts in params["detail_attempts"]:
         datagen.tasks_with_history(n=1, prefix=f"detail{attempts}", attempts=attempts, final="failed", b=b)
@@ -229,11 +238,10 @@ def p4(params: dict) -> dict:
     median of ``repeat`` requests after a warm-up, and the queries each page
     makes."""
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
-
-    from django.contrib.auth.models import Group
 
     from missioncontrol.roles import OPERATOR
 

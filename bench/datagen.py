@@ -154,7 +154,7 @@ def tasks_with_history(*, n: int, prefix: str, attempts: int = 1, final: str = "
     with transaction.atomic(), connection.cursor() as cur:
         cur.execute("SELECT now() - interval '60 days'")
         params["t0"] = cur.fetchone()[0]
-        span = f"(%(n)s * (%(attempts)s + 2)) * interval '1 second'"
+        span = "(%(n)s * (%(attempts)s + 2)) * interval '1 second'"
         cur.execute(
             f"""
             INSERT INTO planning_planningtask (slug, title, project_id, plan_id, procedure_id, params, assignee_id,

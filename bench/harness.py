@@ -129,9 +129,7 @@ def app_env(db_name: str, **extra: str) -> dict[str, str]:
 
 
 def manage(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [PYTHON, str(ROOT / "manage.py"), *args], env=env, cwd=ROOT, capture_output=True, text=True
-    )
+    proc = subprocess.run([PYTHON, str(ROOT / "manage.py"), *args], env=env, cwd=ROOT, capture_output=True, text=True)
     if check and proc.returncode != 0:
         raise RuntimeError(f"manage.py {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -161,7 +159,9 @@ def run_case(name: str, db_name: str, params: dict, *, env_extra: dict[str, str]
         text=True,
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"bench case {name} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}")
+        raise RuntimeError(
+            f"bench case {name} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-8000:]}"
+        )
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -196,7 +196,7 @@ class Server:
             "--timeout", "120",
             "--log-level", "warning",
         ]  # fmt: skip
-        self._log = open(ROOT / "bench" / "results" / f"gunicorn-{self.port}.log", "w")  # noqa: SIM115
+        self._log = open(ROOT / "bench" / "results" / f"gunicorn-{self.port}.log", "w")
         self.proc = subprocess.Popen(cmd, env=self.env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

@@ -58,7 +58,12 @@ def report_pairs(tasks: list[tuple[str, str]], tag: str) -> list[list[dict]]:
             "attempt_id": attempt_id,
             "created_at": created_at,
         }
-        out.append([{**common, "status": "running", "phase": "execute"}, {**common, "status": "succeeded", "phase": "finalize"}])
+        out.append(
+            [
+                {**common, "status": "running", "phase": "execute"},
+                {**common, "status": "succeeded", "phase": "finalize"},
+            ]
+        )
     return out
 
 

@@ -122,7 +122,9 @@ def _check_integrity(db: str, problems: list[str], where: str) -> None:
 
 
 def writes(template: str, prefix: str, sizes: Sizes, problems: list[str]) -> dict[str, list[float]]:
-    out: dict[str, list[float]] = {k: [] for k in ("pg1", "pg8", "p1", "p1b", "p2", "p2_ms", "p2_sql_ms", "p2_stmts", "p2m")}
+    out: dict[str, list[float]] = {
+        k: [] for k in ("pg1", "pg8", "p1", "p1b", "p2", "p2_ms", "p2_sql_ms", "p2_stmts", "p2m")
+    }
     for r in range(sizes.rounds):
         db = f"{prefix}_writes"
         with harness.database(template, db):
@@ -199,8 +201,10 @@ def reconcile(template: str, prefix: str, sizes: Sizes, problems: list[str]) -> 
                 rows["seconds"].append(result["seconds"])
                 rows["idle_seconds"].append(result["idle_seconds"])
                 rows["rss"].append(result["peak_rss_kib"])
-                log(f"P3 {events} events round {r + 1}: pass {result['seconds']:.3f} s, "
-                    f"idle {result['idle_seconds']:.3f} s")
+                log(
+                    f"P3 {events} events round {r + 1}: pass {result['seconds']:.3f} s, "
+                    f"idle {result['idle_seconds']:.3f} s"
+                )
                 problems += harness.integrity_failures(result, f"P3 {events}")
     finally:
         for seeded_db in seeded_dbs.values():
@@ -223,8 +227,11 @@ def pages(template: str, prefix: str, sizes: Sizes, problems: list[str]) -> dict
             harness.run_case("p4_seed", db, {"tasks": tasks, "detail_attempts": list(sizes.p4_detail_attempts)})
         for r in range(sizes.rounds):
             for tasks, db in dbs.items():
-                params = {"detail_attempts": list(sizes.p4_detail_attempts), "repeat": sizes.p4_repeat,
-                          "integrity": r == 0}
+                params = {
+                    "detail_attempts": list(sizes.p4_detail_attempts),
+                    "repeat": sizes.p4_repeat,
+                    "integrity": r == 0,
+                }
                 runs[tasks].append(harness.run_case("p4", db, params))
                 problems += harness.integrity_failures(runs[tasks][-1], f"P4 {tasks}")
                 log(f"P4 {tasks} tasks round {r + 1}: board {runs[tasks][-1]['board']['seconds'] * 1000:.1f} ms")
@@ -251,8 +258,10 @@ def web_memory(template: str, prefix: str, sizes: Sizes, problems: list[str]) ->
         seeded = harness.run_case(
             "seed",
             db,
-            {"sets": [{"prefix": "m1", "n": large // 2, "attempts": 1, "final": "pending"}],
-             "users": [("bench-executor", "executor")]},
+            {
+                "sets": [{"prefix": "m1", "n": large // 2, "attempts": 1, "final": "pending"}],
+                "users": [("bench-executor", "executor")],
+            },
         )
         env = harness.app_env(db)
         token = seeded["tokens"]["bench-executor"]
@@ -289,66 +298,177 @@ def build_rows(sizes: Sizes, w: dict, p3: dict, p4: dict, m1: dict) -> list[Row]
     ]
     p1, p1b, p2 = median(w["p1"]), median(w["p1b"]), median(w["p2"])
     r = _ratio(p1, pg8)
-    rows.append(Row("P1", f"reports/s, `POST /native-runs/batch/` ({2 * sizes.p1_batch_tasks} per request), {c} clients, gunicorn",
-                    f"{p1:.0f} /s", f"B8 {pg8:.0f} tps", r, "≥ 0.50 × B8", r is not None and r >= 0.5))
-    rows.append(Row("P1b", f"reports/s, single `POST /native-runs/`, {c} clients, gunicorn",
-                    f"{p1b:.0f} /s", f"B8 {pg8:.0f} tps", _ratio(p1b, pg8), "report it", None))
+    rows.append(
+        Row(
+            "P1",
+            f"reports/s, `POST /native-runs/batch/` ({2 * sizes.p1_batch_tasks} per request), {c} clients, gunicorn",
+            f"{p1:.0f} /s",
+            f"B8 {pg8:.0f} tps",
+            r,
+            "≥ 0.50 × B8",
+            r is not None and r >= 0.5,
+        )
+    )
+    rows.append(
+        Row(
+            "P1b",
+            f"reports/s, single `POST /native-runs/`, {c} clients, gunicorn",
+            f"{p1b:.0f} /s",
+            f"B8 {pg8:.0f} tps",
+            _ratio(p1b, pg8),
+            "report it",
+            None,
+        )
+    )
     r = _ratio(p2, pg1)
-    rows.append(Row("P2", "reruns/s through `task_rerun`, 1 client", f"{p2:.1f} /s", f"B1 {pg1:.0f} tps", r,
-                    "≥ 0.25 × B1", r is not None and r >= 0.25))
+    rows.append(
+        Row(
+            "P2",
+            "reruns/s through `task_rerun`, 1 client",
+            f"{p2:.1f} /s",
+            f"B1 {pg1:.0f} tps",
+            r,
+            "≥ 0.25 × B1",
+            r is not None and r >= 0.25,
+        )
+    )
     if w.get("p2m"):
         p2m = median(w["p2m"])
         r = _ratio(p2m, pg1)
-        rows.append(Row("P2m", f"reruns/s through `task_rerun_many` ({BULK_RERUN} per call, the service behind `POST /reruns/`), 1 client",
-                        f"{p2m:.0f} /s", f"B1 {pg1:.0f} tps", r, "≥ 0.25 × B1", r is not None and r >= 0.25))
+        rows.append(
+            Row(
+                "P2m",
+                f"reruns/s through `task_rerun_many` ({BULK_RERUN} per call, the service behind `POST /reruns/`), 1 client",
+                f"{p2m:.0f} /s",
+                f"B1 {pg1:.0f} tps",
+                r,
+                "≥ 0.25 × B1",
+                r is not None and r >= 0.25,
+            )
+        )
     if w.get("p2_ms"):
         total, sql = median(w["p2_ms"]), median(w["p2_sql_ms"])
-        rows.append(Row("P2s", f"where a rerun's time goes: its {median(w['p2_stmts']):.0f} statements, COMMIT included "
-                        "(round trip and server, timed at the driver) + the Python around them",
-                        f"{sql:.2f} ms SQL + {total - sql:.2f} ms Python",
-                        f"B1 {1000 / pg1:.2f} ms per transaction", _ratio(1000 / sql if sql else 0.0, pg1),
-                        "report it (ratio: reruns/s the SQL alone would allow, × B1)", None))
+        rows.append(
+            Row(
+                "P2s",
+                f"where a rerun's time goes: its {median(w['p2_stmts']):.0f} statements, COMMIT included "
+                "(round trip and server, timed at the driver) + the Python around them",
+                f"{sql:.2f} ms SQL + {total - sql:.2f} ms Python",
+                f"B1 {1000 / pg1:.2f} ms per transaction",
+                _ratio(1000 / sql if sql else 0.0, pg1),
+                "report it (ratio: reruns/s the SQL alone would allow, × B1)",
+                None,
+            )
+        )
     small, large = sizes.p3_events
     s_small, s_large = median(p3[small]["seconds"]), median(p3[large]["seconds"])
     ev_s, ev_l = p3[small]["events"][0], p3[large]["events"][0]
-    rows.append(Row("P3", f"reconcile pass, {sizes.p3_changed} changed runs, {ev_s:,} events", f"{s_small:.3f} s", "—",
-                    None, "< 1 s", s_small < 1))
+    rows.append(
+        Row(
+            "P3",
+            f"reconcile pass, {sizes.p3_changed} changed runs, {ev_s:,} events",
+            f"{s_small:.3f} s",
+            "—",
+            None,
+            "< 1 s",
+            s_small < 1,
+        )
+    )
     r = _ratio(s_large, s_small)
-    rows.append(Row("P3", f"reconcile pass, {sizes.p3_changed} changed runs, {ev_l:,} events", f"{s_large:.3f} s",
-                    f"{s_small:.3f} s at {ev_s:,}", r, "< 1 s and ≤ 1.2 ×", s_large < 1 and r is not None and r <= 1.2))
+    rows.append(
+        Row(
+            "P3",
+            f"reconcile pass, {sizes.p3_changed} changed runs, {ev_l:,} events",
+            f"{s_large:.3f} s",
+            f"{s_small:.3f} s at {ev_s:,}",
+            r,
+            "< 1 s and ≤ 1.2 ×",
+            s_large < 1 and r is not None and r <= 1.2,
+        )
+    )
     # The rerun's transition done set-based: the pass's automatic retries
     # supersede, retire, start a new attempt and append the same events.
     per_s = sizes.p3_changed / s_large if s_large else 0.0
-    rows.append(Row("P3r", f"automatic retries/s inside that pass (set-based, {ev_l:,} events)",
-                    f"{per_s:.0f} /s", f"B1 {pg1:.0f} tps", _ratio(per_s, pg1), "report it", None))
+    rows.append(
+        Row(
+            "P3r",
+            f"automatic retries/s inside that pass (set-based, {ev_l:,} events)",
+            f"{per_s:.0f} /s",
+            f"B1 {pg1:.0f} tps",
+            _ratio(per_s, pg1),
+            "report it",
+            None,
+        )
+    )
     i_small, i_large = median(p3[small]["idle_seconds"]), median(p3[large]["idle_seconds"])
-    rows.append(Row("P3i", f"idle reconcile pass (nothing changed), {ev_l:,} events", f"{i_large:.3f} s",
-                    f"{i_small:.3f} s at {ev_s:,}", _ratio(i_large, i_small), "report it", None))
+    rows.append(
+        Row(
+            "P3i",
+            f"idle reconcile pass (nothing changed), {ev_l:,} events",
+            f"{i_large:.3f} s",
+            f"{i_small:.3f} s at {ev_s:,}",
+            _ratio(i_large, i_small),
+            "report it",
+            None,
+        )
+    )
     t_small, t_large = sizes.p4_tasks
     a_small, a_large = sizes.p4_detail_attempts
     for page, label in (("board", "board `/`"), (f"detail{a_small}", f"task detail, {a_small} attempts")):
         small_p, large_p = p4[t_small][page], p4[t_large][page]
         r = _ratio(large_p["seconds"], small_p["seconds"])
         same = small_p["queries"] == large_p["queries"]
-        rows.append(Row("P4", f"{label}, {t_large:,} tasks ({large_p['queries']} queries)",
-                        f"{large_p['seconds'] * 1000:.1f} ms",
-                        f"{small_p['seconds'] * 1000:.1f} ms at {t_small} tasks ({small_p['queries']} queries)", r,
-                        "≤ 1.5 ×, same queries", r is not None and r <= 1.5 and same))
+        rows.append(
+            Row(
+                "P4",
+                f"{label}, {t_large:,} tasks ({large_p['queries']} queries)",
+                f"{large_p['seconds'] * 1000:.1f} ms",
+                f"{small_p['seconds'] * 1000:.1f} ms at {t_small} tasks ({small_p['queries']} queries)",
+                r,
+                "≤ 1.5 ×, same queries",
+                r is not None and r <= 1.5 and same,
+            )
+        )
     base_p, big_p = p4[t_large][f"detail{a_small}"], p4[t_large][f"detail{a_large}"]
     r = _ratio(big_p["seconds"], base_p["seconds"])
     same = base_p["queries"] == big_p["queries"]
-    rows.append(Row("P4", f"task detail, {a_large} attempts, {t_large:,} tasks ({big_p['queries']} queries)",
-                    f"{big_p['seconds'] * 1000:.1f} ms",
-                    f"{base_p['seconds'] * 1000:.1f} ms at {a_small} attempts ({base_p['queries']} queries)", r,
-                    "≤ 1.5 ×, same queries", r is not None and r <= 1.5 and same))
+    rows.append(
+        Row(
+            "P4",
+            f"task detail, {a_large} attempts, {t_large:,} tasks ({big_p['queries']} queries)",
+            f"{big_p['seconds'] * 1000:.1f} ms",
+            f"{base_p['seconds'] * 1000:.1f} ms at {a_small} attempts ({base_p['queries']} queries)",
+            r,
+            "≤ 1.5 ×, same queries",
+            r is not None and r <= 1.5 and same,
+        )
+    )
     m_small, m_large = sizes.m1_reports
     r = _ratio(m1[m_large], m1[m_small])
-    rows.append(Row("M1", f"web worker peak RSS after {m_large:,} reports", f"{m1[m_large] / 1024:.1f} MiB",
-                    f"{m1[m_small] / 1024:.1f} MiB after {m_small:,}", r, "≤ 1.2 ×", r is not None and r <= 1.2))
+    rows.append(
+        Row(
+            "M1",
+            f"web worker peak RSS after {m_large:,} reports",
+            f"{m1[m_large] / 1024:.1f} MiB",
+            f"{m1[m_small] / 1024:.1f} MiB after {m_small:,}",
+            r,
+            "≤ 1.2 ×",
+            r is not None and r <= 1.2,
+        )
+    )
     rss_small, rss_large = median(p3[small]["rss"]), median(p3[large]["rss"])
     r = _ratio(rss_large, rss_small)
-    rows.append(Row("M1", f"reconcile pass peak RSS, {ev_l:,} events", f"{rss_large / 1024:.1f} MiB",
-                    f"{rss_small / 1024:.1f} MiB at {ev_s:,}", r, "≤ 1.2 ×", r is not None and r <= 1.2))
+    rows.append(
+        Row(
+            "M1",
+            f"reconcile pass peak RSS, {ev_l:,} events",
+            f"{rss_large / 1024:.1f} MiB",
+            f"{rss_small / 1024:.1f} MiB at {ev_s:,}",
+            r,
+            "≤ 1.2 ×",
+            r is not None and r <= 1.2,
+        )
+    )
     return rows
 
 
@@ -361,15 +481,22 @@ def table(rows: list[Row]) -> str:
 
 def _describe(sizes: Sizes) -> str:
     name = next((k for k, v in SIZES.items() if v == sizes), "custom")
-    return (f"{name} — P1 {2 * sizes.p1_tasks} and P1b {2 * sizes.p1b_tasks} reports per round, "
-            f"P2 {sizes.p2_reruns} reruns per round, pgbench {sizes.pgbench_seconds:g} s per run, "
-            f"M1 {sizes.m1_reports[0]:,} → {sizes.m1_reports[1]:,} reports, P3 {sizes.p3_rounds} round(s)")
+    return (
+        f"{name} — P1 {2 * sizes.p1_tasks} and P1b {2 * sizes.p1b_tasks} reports per round, "
+        f"P2 {sizes.p2_reruns} reruns per round, pgbench {sizes.pgbench_seconds:g} s per run, "
+        f"M1 {sizes.m1_reports[0]:,} → {sizes.m1_reports[1]:,} reports, P3 {sizes.p3_rounds} round(s)"
+    )
 
 
 def render(rows: list[Row], machine: dict, sizes: Sizes, quick: bool, problems: list[str], seconds: float) -> str:
-    lines = [BEGIN, "", f"Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
-             f" ({'quick mode: sizes too small to judge targets' if quick else 'sizes: ' + _describe(sizes)}),"
-             f" {sizes.rounds} round(s), medians; took {seconds / 60:.1f} min.", ""]
+    lines = [
+        BEGIN,
+        "",
+        f"Run of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+        f" ({'quick mode: sizes too small to judge targets' if quick else 'sizes: ' + _describe(sizes)}),"
+        f" {sizes.rounds} round(s), medians; took {seconds / 60:.1f} min.",
+        "",
+    ]
     lines += [f"- **{k}**: {v}" for k, v in machine.items()]
     lines += [f"- **load average at end**: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", "", table(rows), ""]
     if problems:
@@ -394,8 +521,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, seconds: checks it runs, not the targets")
     parser.add_argument("--sizes", choices=sorted(SIZES), help="preset (default full; quick with --quick)")
-    parser.add_argument("--out", type=Path, help="markdown file to write (default docs/performance.md, "
-                        "or bench/results/performance-quick.md with --quick)")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="markdown file to write (default docs/performance.md, or bench/results/performance-quick.md with --quick)",
+    )
     parser.add_argument("--json", type=Path, help="raw results (default bench/results/latest[-quick].json)")
     parser.add_argument("--db-prefix", default=os.environ.get("BENCH_DB_PREFIX", "mc_bench_run"))
     args = parser.parse_args(argv)
@@ -423,9 +553,16 @@ def main(argv: list[str] | None = None) -> int:
     for problem in problems:
         print("PROBLEM:", problem)
     write(out, section)
-    raw = {"sizes": asdict(sizes), "machine": machine, "writes": w, "p3": {str(k): v for k, v in p3.items()},
-           "p4": {str(k): v for k, v in p4.items()}, "m1": {str(k): v for k, v in m1.items()},
-           "rows": [asdict(r) for r in rows], "problems": problems}
+    raw = {
+        "sizes": asdict(sizes),
+        "machine": machine,
+        "writes": w,
+        "p3": {str(k): v for k, v in p3.items()},
+        "p4": {str(k): v for k, v in p4.items()},
+        "m1": {str(k): v for k, v in m1.items()},
+        "rows": [asdict(r) for r in rows],
+        "problems": problems,
+    }
     raw_path = args.json or harness.ROOT / "bench" / "results" / ("latest-quick.json" if args.quick else "latest.json")
     raw_path.write_text(json.dumps(raw, indent=2, default=str))
     log(f"wrote {out}")

@@ -102,8 +102,9 @@ class Soak:
         jobs: dict[str, Job] = {}
         while not self.done():
             if len(jobs) < 4:
-                page = self.call(s, "list launched", "GET", "/api/v1/tasks/",
-                                 params={"status": "launch_requested", "page_size": 20})
+                page = self.call(
+                    s, "list launched", "GET", "/api/v1/tasks/", params={"status": "launch_requested", "page_size": 20}
+                )
                 if page.status_code == 200:
                     for task in page.json()["results"]:
                         current = task.get("current_attempt") or {}
@@ -128,8 +129,13 @@ class Soak:
                 self.report(s, job, "running")  # heartbeat
                 if job.phase < len(PHASES):
                     outcome = "failed" if job.fate == "fail" and job.phase == 1 else "passed"
-                    r = self.call(s, "phase", "POST", f"/api/v1/attempts/{attempt_id}/phases/",
-                                  json={"phase": PHASES[job.phase], "outcome": outcome})
+                    r = self.call(
+                        s,
+                        "phase",
+                        "POST",
+                        f"/api/v1/attempts/{attempt_id}/phases/",
+                        json={"phase": PHASES[job.phase], "outcome": outcome},
+                    )
                     if r.status_code == 409:
                         # Superseded or finished meanwhile: hand it to the stale executor.
                         del jobs[attempt_id]
@@ -148,8 +154,17 @@ class Soak:
                         self.superseded_jobs.append(job)  # finished runs also get replayed by the stale executor
             time.sleep(rng.uniform(0.0, 0.05))
 
-    def report(self, s: requests.Session, job: Job, status: str, *, message: str = "", action: str = "report",
-               attempt_id: str | None | bool = True, native_run_id: str | None = None) -> requests.Response:
+    def report(
+        self,
+        s: requests.Session,
+        job: Job,
+        status: str,
+        *,
+        message: str = "",
+        action: str = "report",
+        attempt_id: str | bool | None = True,
+        native_run_id: str | None = None,
+    ) -> requests.Response:
         body = {
             "executor": "soak",
             "native_task_id": job.native_task_id,
@@ -205,19 +220,31 @@ class Soak:
             if keys and roll < 0.08:
                 # Repeat an earlier keyed rerun: must give back the first answer, create nothing.
                 k_slug, key, body, first_id = rng.choice(keys)
-                r = self.call(s, "rerun (repeated key)", "POST", f"/api/v1/tasks/{k_slug}/rerun/", json=body,
-                              headers={"Idempotency-Key": key})
+                r = self.call(
+                    s,
+                    "rerun (repeated key)",
+                    "POST",
+                    f"/api/v1/tasks/{k_slug}/rerun/",
+                    json=body,
+                    headers={"Idempotency-Key": key},
+                )
                 if r.status_code != 201 or r.json().get("id") != first_id:
                     with self.stats.lock:
                         self.stats.replays_that_differed.append(f"{k_slug} {key}: {r.status_code} {r.text[:200]}")
             elif roll < 0.14:
                 self.bulk_rerun(s, rng, page.json()["results"], bulk_keys)
-            elif status in ("failed", "blocked", "cancelled") or (status in ("running", "launch_requested") and roll < 0.4):
-                body = {"reason": "soak rerun", "override_budget": rng.random() < 0.5,
-                        "supersede_active": status in ("running", "launch_requested")}
+            elif status in ("failed", "blocked", "cancelled") or (
+                status in ("running", "launch_requested") and roll < 0.4
+            ):
+                body = {
+                    "reason": "soak rerun",
+                    "override_budget": rng.random() < 0.5,
+                    "supersede_active": status in ("running", "launch_requested"),
+                }
                 key = uuid.uuid4().hex
-                r = self.call(s, "rerun", "POST", f"/api/v1/tasks/{slug}/rerun/", json=body,
-                              headers={"Idempotency-Key": key})
+                r = self.call(
+                    s, "rerun", "POST", f"/api/v1/tasks/{slug}/rerun/", json=body, headers={"Idempotency-Key": key}
+                )
                 if r.status_code == 201:
                     # Only an accepted request has a first response to give back.
                     keys.append((slug, key, body, r.json()["id"]))
@@ -227,16 +254,18 @@ class Soak:
                 self.call(s, "cancel", "POST", f"/api/v1/tasks/{slug}/cancel/", json={"reason": "soak cancel"})
             time.sleep(rng.uniform(0.05, 0.25))
 
-    def bulk_rerun(self, s: requests.Session, rng: random.Random, tasks: list[dict],
-                   keys: list[tuple[str, dict, list[str]]]) -> None:
+    def bulk_rerun(
+        self, s: requests.Session, rng: random.Random, tasks: list[dict], keys: list[tuple[str, dict, list[str]]]
+    ) -> None:
         """``POST /reruns/`` of a few rerunnable tasks, keyed; sometimes the
         repeat of an earlier one, which must give back the first answer. A
         409 is expected when another operator or an executor moved one of
         them first: the whole request then changes nothing."""
         if keys and rng.random() < 0.3:
             key, body, first_ids = rng.choice(keys)
-            r = self.call(s, "bulk rerun (repeated key)", "POST", "/api/v1/reruns/", json=body,
-                          headers={"Idempotency-Key": key})
+            r = self.call(
+                s, "bulk rerun (repeated key)", "POST", "/api/v1/reruns/", json=body, headers={"Idempotency-Key": key}
+            )
             if r.status_code != 201 or [a["id"] for a in r.json()["results"]] != first_ids:
                 with self.stats.lock:
                     self.stats.replays_that_differed.append(f"bulk {key}: {r.status_code} {r.text[:200]}")
@@ -244,8 +273,12 @@ class Soak:
         rerunnable = [t["slug"] for t in tasks if t["status"] not in ("draft", "succeeded")]
         if not rerunnable:
             return
-        body = {"tasks": rng.sample(rerunnable, min(len(rerunnable), rng.randint(2, 6))),
-                "reason": "soak bulk rerun", "override_budget": True, "supersede_active": True}
+        body = {
+            "tasks": rng.sample(rerunnable, min(len(rerunnable), rng.randint(2, 6))),
+            "reason": "soak bulk rerun",
+            "override_budget": True,
+            "supersede_active": True,
+        }
         key = uuid.uuid4().hex
         r = self.call(s, "bulk rerun", "POST", "/api/v1/reruns/", json=body, headers={"Idempotency-Key": key})
         if r.status_code == 201:
@@ -261,8 +294,13 @@ class Soak:
             self.stop.wait(1.0)
 
     def run(self, env: dict[str, str], *, executors: int, operators: int) -> float:
-        threads = [threading.Thread(target=self.executor, args=(f"e{i}", random.Random(self.seed + i))) for i in range(executors)]
-        threads += [threading.Thread(target=self.operator, args=(random.Random(self.seed + 100 + i),)) for i in range(operators)]
+        threads = [
+            threading.Thread(target=self.executor, args=(f"e{i}", random.Random(self.seed + i)))
+            for i in range(executors)
+        ]
+        threads += [
+            threading.Thread(target=self.operator, args=(random.Random(self.seed + 100 + i),)) for i in range(operators)
+        ]
         threads.append(threading.Thread(target=self.stale_executor, args=(random.Random(self.seed + 200),)))
         threads.append(threading.Thread(target=self.reconciler, args=(env,)))
         started = time.monotonic()
@@ -285,20 +323,36 @@ def setup(url: str, tokens: dict[str, str], n_tasks: int, stall_seconds: int) ->
 
     def ok(response: requests.Response) -> dict:
         if response.status_code >= 300:
-            raise RuntimeError(f"setup: {response.request.method} {response.url} {response.status_code} {response.text}")
+            raise RuntimeError(
+                f"setup: {response.request.method} {response.url} {response.status_code} {response.text}"
+            )
         return response.json()
 
     ok(admin.post(f"{url}/api/v1/agents/", json={"name": "soak-owner", "kind": "ai"}))
     ok(admin.post(f"{url}/api/v1/projects/", json={"slug": "soak", "name": "Soak", "owner": "soak-owner"}))
-    ok(admin.post(f"{url}/api/v1/procedures/", json={
-        "slug": "soak-proc", "name": "Soak procedure", "phases": PHASES, "executor": "external",
-        "max_attempts": 3, "stall_timeout_seconds": stall_seconds}))
+    ok(
+        admin.post(
+            f"{url}/api/v1/procedures/",
+            json={
+                "slug": "soak-proc",
+                "name": "Soak procedure",
+                "phases": PHASES,
+                "executor": "external",
+                "max_attempts": 3,
+                "stall_timeout_seconds": stall_seconds,
+            },
+        )
+    )
     op = requests.Session()
     op.headers["Authorization"] = f"Token {tokens['operator']}"
     for i in range(n_tasks):
         slug = f"soak-{i}"
-        ok(op.post(f"{url}/api/v1/tasks/", json={"slug": slug, "title": f"Soak {i}", "project": "soak",
-                                                 "procedure": "soak-proc"}))
+        ok(
+            op.post(
+                f"{url}/api/v1/tasks/",
+                json={"slug": slug, "title": f"Soak {i}", "project": "soak", "procedure": "soak-proc"},
+            )
+        )
         ok(op.post(f"{url}/api/v1/tasks/{slug}/launch/"))
 
 
@@ -369,8 +423,13 @@ def check(db: str, env: dict[str, str], stats: Stats) -> tuple[dict[str, int], d
 
 def render(args, seconds: float, stats: Stats, results: dict, facts: dict, verify_out: str, machine: dict) -> str:
     clean = all(v == 0 for v in results.values())
-    lines = [BEGIN, "", f"Soak of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
-             f"{' (quick mode)' if args.quick else ''}: **{'clean' if clean else 'NOT CLEAN'}**.", ""]
+    lines = [
+        BEGIN,
+        "",
+        f"Soak of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+        f"{' (quick mode)' if args.quick else ''}: **{'clean' if clean else 'NOT CLEAN'}**.",
+        "",
+    ]
     lines += [f"- **{k}**: {v}" for k, v in machine.items()]
     lines += [
         f"- **load held**: {seconds:.0f} s, {stats.requests} requests ({stats.requests / seconds:.1f}/s) from "
@@ -403,8 +462,9 @@ def write(out: Path, section: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.soak", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--quick", action="store_true", help="15 s and 1,500 requests at most")
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--max-requests", type=int, default=50_000)
@@ -426,15 +486,27 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with harness.database(template, db):
             env = harness.app_env(db)
-            users = [("soak-admin", "admin"), ("soak-operator", "operator"), ("soak-executor", "executor"),
-                     ("soak-stale-executor", "executor")]
+            users = [
+                ("soak-admin", "admin"),
+                ("soak-operator", "operator"),
+                ("soak-executor", "executor"),
+                ("soak-stale-executor", "executor"),
+            ]
             keys = harness.create_tokens(db, users)
-            tokens = {"admin": keys["soak-admin"], "operator": keys["soak-operator"],
-                      "executor": keys["soak-executor"], "stale": keys["soak-stale-executor"]}
+            tokens = {
+                "admin": keys["soak-admin"],
+                "operator": keys["soak-operator"],
+                "executor": keys["soak-executor"],
+                "stale": keys["soak-stale-executor"],
+            }
             with harness.Server(env, workers=2, threads=4) as server:
-                log(f"soak: {args.tasks} tasks, up to {args.minutes} min / {args.max_requests} requests at {server.url}")
+                log(
+                    f"soak: {args.tasks} tasks, up to {args.minutes} min / {args.max_requests} requests at {server.url}"
+                )
                 setup(server.url, tokens, args.tasks, args.stall_seconds)
-                soak = Soak(server.url, tokens, seconds=args.minutes * 60, max_requests=args.max_requests, seed=args.seed)
+                soak = Soak(
+                    server.url, tokens, seconds=args.minutes * 60, max_requests=args.max_requests, seed=args.seed
+                )
                 seconds = soak.run(env, executors=args.executors, operators=args.operators)
             harness.manage(env, "reconcile", check=False)
             results, facts, verify_out = check(db, env, soak.stats)

@@ -57,7 +57,7 @@ def bulk_update_unnest(rows: Sequence[models.Model], fields: Sequence[str]) -> N
     names = [quote(f.column) for f in columns]
     assignments = ", ".join(f"{name} = v.{name}" for name in names[1:])
     sql = (
-        f"UPDATE {quote(meta.db_table)} AS t SET {assignments}"  # noqa: S608 - identifiers from _meta
+        f"UPDATE {quote(meta.db_table)} AS t SET {assignments}"
         f" FROM unnest({', '.join(casts)}) AS v({', '.join(names)})"
         f" WHERE t.{names[0]} = v.{names[0]}"
     )
@@ -128,7 +128,7 @@ def _insert_arrays(
     """``INSERT … SELECT FROM unnest`` of one prepared array per field."""
     quote = connection.ops.quote_name
     sql = (
-        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"  # noqa: S608
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
         f" SELECT * FROM unnest({', '.join(_array_cast(f) for f in fields)})"
         + (" ON CONFLICT DO NOTHING" if ignore_conflicts else "")
     )

@@ -79,7 +79,9 @@ def error_body(status: int, code: str | None = None, detail: str | None = None, 
     return body
 
 
-def json_error(status: int, code: str | None = None, detail: str | None = None, errors: dict | None = None) -> JsonResponse:
+def json_error(
+    status: int, code: str | None = None, detail: str | None = None, errors: dict | None = None
+) -> JsonResponse:
     return JsonResponse(error_body(status, code, detail, errors), status=status)
 
 
@@ -159,8 +161,9 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
 # The WSGI guard (missioncontrol.wsgi).
 
 
-def wsgi_error(environ: dict, start_response, status: int, code: str | None = None,
-               detail: str | None = None) -> list[bytes]:
+def wsgi_error(
+    environ: dict, start_response, status: int, code: str | None = None, detail: str | None = None
+) -> list[bytes]:
     path = environ.get("PATH_INFO", "") or ""
     if is_api_path(path):
         body = json.dumps(error_body(status, code, detail)).encode()

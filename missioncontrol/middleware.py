@@ -95,17 +95,23 @@ class InputHygieneMiddleware:
         raw_query = environ.get("QUERY_STRING", "").encode("latin-1", "replace")
         if len(raw_path) + len(raw_query) + 1 > settings.REQUEST_MAX_URL_BYTES:
             return errorpages.error_response(
-                request, 414, "uri_too_long",
+                request,
+                414,
+                "uri_too_long",
                 f"The URL is longer than {settings.REQUEST_MAX_URL_BYTES} bytes; send the data in the body.",
             )
         if api:
             try:
                 length = int(environ.get("CONTENT_LENGTH") or 0)
             except ValueError:
-                return errorpages.error_response(request, 400, "bad_request", "The Content-Length header is not a number.")
+                return errorpages.error_response(
+                    request, 400, "bad_request", "The Content-Length header is not a number."
+                )
             if length > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
                 return errorpages.error_response(
-                    request, 413, "too_large",
+                    request,
+                    413,
+                    "too_large",
                     f"The request body is {length} bytes; the limit is {settings.DATA_UPLOAD_MAX_MEMORY_SIZE}.",
                 )
         refused = charset_refusal(request.content_params.get("charset"), api=api)
@@ -128,7 +134,10 @@ class InputHygieneMiddleware:
 
     def bad_text(self, request: HttpRequest, where: str) -> HttpResponse:
         return errorpages.error_response(
-            request, 400, "invalid", f"The request's {where} contains a NUL character or an unpaired surrogate.",
+            request,
+            400,
+            "invalid",
+            f"The request's {where} contains a NUL character or an unpaired surrogate.",
             errors={where: [BAD_TEXT]},
         )
 
@@ -156,4 +165,3 @@ class NoStoreForLoggedInMiddleware:
         user = getattr(request, "user", None)
         wrapped = getattr(user, "_wrapped", user)
         return bool(getattr(wrapped, "is_authenticated", False) is True)
-

@@ -85,8 +85,10 @@ MIDDLEWARE = [
 if not DEBUG:
     # Production serves the collected static files itself; a DEBUG run uses
     # the staticfiles app (runserver, live_server) and needs no collectstatic.
-    MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
-                      "whitenoise.middleware.WhiteNoiseMiddleware")
+    MIDDLEWARE.insert(
+        MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+        "whitenoise.middleware.WhiteNoiseMiddleware",
+    )
 
 ROOT_URLCONF = "missioncontrol.urls"
 WSGI_APPLICATION = "missioncontrol.wsgi.application"
@@ -243,9 +245,7 @@ SPECTACULAR_SETTINGS = {
 
 # Celery. The embedded default is kombu's SQLAlchemy transport on a SQLite file:
 # durable, shared by every local process, and no server to install.
-CELERY_BROKER_URL = os.environ.get(
-    "CELERY_BROKER_URL", f"sqla+sqlite:///{VAR_DIR / 'broker.sqlite3'}"
-)
+CELERY_BROKER_URL = os.environ.get("CELERY_BROKER_URL", f"sqla+sqlite:///{VAR_DIR / 'broker.sqlite3'}")
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 # Lose nothing: a message is acknowledged only after its task finished, and a

@@ -157,7 +157,9 @@ class ProcedureForm(forms.ModelForm):
             or not all(isinstance(p, str) and p.strip() for p in phases)
             or len(set(phases)) != len(phases)
         ):
-            raise forms.ValidationError('Give a non-empty JSON list of distinct phase names, e.g. ["preflight", "execute"].')
+            raise forms.ValidationError(
+                'Give a non-empty JSON list of distinct phase names, e.g. ["preflight", "execute"].'
+            )
         return phases
 
 

@@ -111,9 +111,7 @@ class PlanningTask(models.Model):
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, null=True, blank=True, related_name="tasks")
     procedure = models.ForeignKey(Procedure, on_delete=models.PROTECT, related_name="tasks")
     params = models.JSONField(default=dict, blank=True)
-    assignee = models.ForeignKey(
-        Agent, on_delete=models.PROTECT, null=True, blank=True, related_name="assigned_tasks"
-    )
+    assignee = models.ForeignKey(Agent, on_delete=models.PROTECT, null=True, blank=True, related_name="assigned_tasks")
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT)
     max_attempts = models.PositiveIntegerField(validators=[MinValueValidator(1)])
     # Counter kept under the task row lock; verify_integrity checks it against the attempts.
@@ -142,7 +140,9 @@ class PlanningTask(models.Model):
             # The board's "needs attention" count reads the few flagged tasks
             # through this instead of testing every task.
             models.Index(
-                fields=["inconsistent_since"], condition=models.Q(inconsistent_since__isnull=False), name="task_inconsistent"
+                fields=["inconsistent_since"],
+                condition=models.Q(inconsistent_since__isnull=False),
+                name="task_inconsistent",
             ),
         ]
 
@@ -182,12 +182,15 @@ class Event(models.Model):
     actor = models.CharField(max_length=150)
     # Indexed by ``event_task_id`` (task, id) below instead of on its own.
     task = models.ForeignKey(
-        PlanningTask, on_delete=models.DO_NOTHING, null=True, blank=True, related_name="events",
-        db_constraint=True, db_index=False,
+        PlanningTask,
+        on_delete=models.DO_NOTHING,
+        null=True,
+        blank=True,
+        related_name="events",
+        db_constraint=True,
+        db_index=False,
     )
-    plan = models.ForeignKey(
-        Plan, on_delete=models.DO_NOTHING, null=True, blank=True, related_name="events"
-    )
+    plan = models.ForeignKey(Plan, on_delete=models.DO_NOTHING, null=True, blank=True, related_name="events")
     attempt_id = models.UUIDField(null=True, blank=True)
     data = models.JSONField(default=dict, blank=True)
 

@@ -169,9 +169,7 @@ def procedure_update(*, slug: str, actor: str, **changes: Any) -> Procedure:
         if fields:
             _validated(procedure)
             procedure.save(update_fields=fields)
-            ledger_append(
-                type="procedure.updated", actor=actor, data={"slug": slug, "fields": sorted(fields)}
-            )
+            ledger_append(type="procedure.updated", actor=actor, data={"slug": slug, "fields": sorted(fields)})
     return procedure
 
 
@@ -211,7 +209,9 @@ def plan_refresh(*, plan_id: uuid.UUID, actor: str = "system", failure_seen: boo
             plan.paused_at = timezone.now()
             fields.append("paused_at")
             ledger_append(
-                type="plan.paused", actor=actor, plan_id=plan.id,
+                type="plan.paused",
+                actor=actor,
+                plan_id=plan.id,
                 data={"counts": counts, "reason": "a task failed and the plan's on_error is pause"},
             )
         decided = plan_status(counts, paused=plan.paused_at is not None)

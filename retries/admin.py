@@ -35,9 +35,20 @@ class AttemptInline(ReadOnlyInline):
     fk_name = "task"
     ordering = ("-number",)
     fields = (
-        "number", "kind", "status", "requested_by", "requested_at", "requested_assignee", "reason",
-        "resume_phase", "native_task_id", "native_run_id", "failure_kind", "failure_phase",
-        "superseded_at", "imported",
+        "number",
+        "kind",
+        "status",
+        "requested_by",
+        "requested_at",
+        "requested_assignee",
+        "reason",
+        "resume_phase",
+        "native_task_id",
+        "native_run_id",
+        "failure_kind",
+        "failure_phase",
+        "superseded_at",
+        "imported",
     )
     readonly_fields = fields
     verbose_name_plural = "attempts (newest first)"
@@ -129,8 +140,16 @@ class PlanningTaskAdmin(ServiceAdmin):
     edit_role = OPERATOR
     form = TaskForm
     list_display = (
-        "slug", "title", "status", "ledger_check", "current_attempt", "attempts", "assignee", "project",
-        "procedure", "updated_at",
+        "slug",
+        "title",
+        "status",
+        "ledger_check",
+        "current_attempt",
+        "attempts",
+        "assignee",
+        "project",
+        "procedure",
+        "updated_at",
     )
     list_select_related = ("project", "procedure", "plan", "assignee")
     list_filter = ("status", InconsistentFilter, "procedure", "project")
@@ -146,8 +165,21 @@ class PlanningTaskAdmin(ServiceAdmin):
         if obj is None:
             return ("slug", "title", "project", "procedure", "plan", "params", "assignee", "max_attempts")
         return (
-            "slug", "title", "project", "procedure", "plan", "status", "current_attempt", "attempt_count",
-            "max_attempts", "assignee", "params", "inconsistent_since", "inconsistency", "created_at", "updated_at",
+            "slug",
+            "title",
+            "project",
+            "procedure",
+            "plan",
+            "status",
+            "current_attempt",
+            "attempt_count",
+            "max_attempts",
+            "assignee",
+            "params",
+            "inconsistent_since",
+            "inconsistency",
+            "created_at",
+            "updated_at",
         )
 
     def get_readonly_fields(self, request, obj=None):
@@ -156,8 +188,17 @@ class PlanningTaskAdmin(ServiceAdmin):
         # Identity and every projection are read-only; the status only moves
         # through launch, rerun, repair and cancel.
         return (
-            "slug", "project", "procedure", "plan", "status", "current_attempt", "attempt_count",
-            "inconsistent_since", "inconsistency", "created_at", "updated_at",
+            "slug",
+            "project",
+            "procedure",
+            "plan",
+            "status",
+            "current_attempt",
+            "attempt_count",
+            "inconsistent_since",
+            "inconsistency",
+            "created_at",
+            "updated_at",
         )
 
     @admin.display(description="current attempt")
@@ -267,7 +308,9 @@ class PlanningTaskAdmin(ServiceAdmin):
         if kind == "repair":
             return retry_services.task_repair_previews(slugs=slugs, assignee=assignee)
         return retry_services.task_rerun_previews(
-            slugs=slugs, assignee=assignee, override_budget=bool(data.get("override_budget")),
+            slugs=slugs,
+            assignee=assignee,
+            override_budget=bool(data.get("override_budget")),
             supersede_active=bool(data.get("supersede_active")),
         )
 
@@ -295,7 +338,9 @@ class PlanningTaskAdmin(ServiceAdmin):
         assignee = data["assignee"].name if data.get("assignee") else None
         for task in tasks:
             try:
-                result = retry_services.task_repair(slug=task.slug, actor=actor, reason=data["reason"], assignee=assignee)
+                result = retry_services.task_repair(
+                    slug=task.slug, actor=actor, reason=data["reason"], assignee=assignee
+                )
             except ServiceError as exc:
                 self.message_user(request, f"{task.slug}: not repaired: {exc.code}: {error_text(exc)}", messages.ERROR)
                 continue
@@ -304,13 +349,13 @@ class PlanningTaskAdmin(ServiceAdmin):
     def _started(self, request, attempt: Attempt, verb: str) -> None:
         frozen = attempt.requested_assignee.name if attempt.requested_assignee_id else "nobody"
         self.message_user(
-            request, f"{attempt.task.slug}: {verb} attempt #{attempt.number} ({attempt.id}) for {frozen}.", messages.SUCCESS
+            request,
+            f"{attempt.task.slug}: {verb} attempt #{attempt.number} ({attempt.id}) for {frozen}.",
+            messages.SUCCESS,
         )
 
 
 # --- Attempts, phases, native runs, retired ids, idempotent responses ---------------------
-
-
 
 
 class CurrentFilter(admin.SimpleListFilter):
@@ -344,8 +389,17 @@ class NativeRunInline(ReadOnlyInline):
 @admin.register(Attempt)
 class AttemptAdmin(ReadOnlyAdmin):
     list_display = (
-        "__str__", "task", "number", "kind", "status", "is_current", "requested_by", "requested_at",
-        "requested_assignee", "native_run_id", "imported",
+        "__str__",
+        "task",
+        "number",
+        "kind",
+        "status",
+        "is_current",
+        "requested_by",
+        "requested_at",
+        "requested_assignee",
+        "native_run_id",
+        "imported",
     )
     list_select_related = ("task", "requested_assignee")
     list_filter = ("status", "kind", CurrentFilter, "imported")
@@ -354,9 +408,27 @@ class AttemptAdmin(ReadOnlyAdmin):
     show_full_result_count = False
     inlines = (PhaseOutcomeInline, NativeRunInline)
     fields = (
-        "id", "task", "number", "kind", "status", "requested_by", "requested_at", "reason", "requested_assignee",
-        "resume_phase", "superseded_at", "superseded_by", "native_task_id", "native_run_id", "failure_kind",
-        "failure_phase", "failure_message", "started_at", "finished_at", "last_heartbeat_at", "imported",
+        "id",
+        "task",
+        "number",
+        "kind",
+        "status",
+        "requested_by",
+        "requested_at",
+        "reason",
+        "requested_assignee",
+        "resume_phase",
+        "superseded_at",
+        "superseded_by",
+        "native_task_id",
+        "native_run_id",
+        "failure_kind",
+        "failure_phase",
+        "failure_message",
+        "started_at",
+        "finished_at",
+        "last_heartbeat_at",
+        "imported",
     )
     readonly_fields = fields
 
@@ -379,7 +451,14 @@ class PhaseOutcomeAdmin(ReadOnlyAdmin):
 @admin.register(NativeRun)
 class NativeRunAdmin(ReadOnlyAdmin):
     list_display = (
-        "__str__", "native_task_id", "task", "status", "binding", "binding_reason", "attempt", "created_at",
+        "__str__",
+        "native_task_id",
+        "task",
+        "status",
+        "binding",
+        "binding_reason",
+        "attempt",
+        "created_at",
         "last_seen_at",
     )
     list_select_related = ("task", "attempt")
@@ -387,8 +466,21 @@ class NativeRunAdmin(ReadOnlyAdmin):
     search_fields = ("native_run_id", "native_task_id", "task_slug")
     show_full_result_count = False
     fields = (
-        "executor", "native_task_id", "native_run_id", "task_slug", "task", "claimed_attempt_id", "status", "phase",
-        "created_at", "first_seen_at", "last_seen_at", "message", "binding", "attempt", "binding_reason",
+        "executor",
+        "native_task_id",
+        "native_run_id",
+        "task_slug",
+        "task",
+        "claimed_attempt_id",
+        "status",
+        "phase",
+        "created_at",
+        "first_seen_at",
+        "last_seen_at",
+        "message",
+        "binding",
+        "attempt",
+        "binding_reason",
     )
     readonly_fields = fields
 

@@ -21,7 +21,6 @@ from planning.services import task_mark_inconsistent, task_status_counts
 
 from .models import Attempt
 
-
 COUNTS_SUBJECT = "task status counts"
 
 
@@ -53,7 +52,9 @@ def integrity_problems() -> list[Problem]:
         elif ledger_status != status:
             problems.append(Problem(task_id, slug, f"status is {status} but the ledger says {ledger_status}"))
         if attempt_count != n_attempts:
-            problems.append(Problem(task_id, slug, f"attempt_count is {attempt_count} but it has {n_attempts} attempts"))
+            problems.append(
+                Problem(task_id, slug, f"attempt_count is {attempt_count} but it has {n_attempts} attempts")
+            )
 
     last_attempt_status = Subquery(
         Event.objects.filter(attempt_id=OuterRef("pk"), type__in=ATTEMPT_STATUS_EVENTS)
@@ -64,7 +65,14 @@ def integrity_problems() -> list[Problem]:
     attempts = (
         Attempt.objects.annotate(ledger_status=last_attempt_status, ledger_superseded=superseded_in_ledger)
         .values_list(
-            "task_id", "task__slug", "number", "status", "ledger_status", "superseded_at", "ledger_superseded", "imported"
+            "task_id",
+            "task__slug",
+            "number",
+            "status",
+            "ledger_status",
+            "superseded_at",
+            "ledger_superseded",
+            "imported",
         )
         .order_by("task_id", "number")
     )

@@ -50,9 +50,7 @@ class Attempt(models.Model):
     requested_at = models.DateTimeField()
     reason = models.TextField(blank=True, default="")
     # Decided once at request time (rule 3); nothing recomputes it.
-    requested_assignee = models.ForeignKey(
-        Agent, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
+    requested_assignee = models.ForeignKey(Agent, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     resume_phase = models.CharField(max_length=100, null=True, blank=True)
     superseded_at = models.DateTimeField(null=True, blank=True)
     superseded_by = models.ForeignKey(
@@ -155,9 +153,7 @@ class NativeRun(models.Model):
     native_task_id = models.CharField(max_length=200)
     native_run_id = models.CharField(max_length=200)
     task_slug = models.CharField(max_length=200, blank=True, default="")
-    task = models.ForeignKey(
-        PlanningTask, on_delete=models.PROTECT, null=True, blank=True, related_name="native_runs"
-    )
+    task = models.ForeignKey(PlanningTask, on_delete=models.PROTECT, null=True, blank=True, related_name="native_runs")
     claimed_attempt_id = models.UUIDField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices)
     phase = models.CharField(max_length=100, blank=True, default="")
@@ -166,9 +162,7 @@ class NativeRun(models.Model):
     last_seen_at = models.DateTimeField()
     message = models.TextField(blank=True, default="")
     binding = models.CharField(max_length=10, choices=Binding.choices, default=Binding.UNBOUND)
-    attempt = models.ForeignKey(
-        Attempt, on_delete=models.PROTECT, null=True, blank=True, related_name="native_runs"
-    )
+    attempt = models.ForeignKey(Attempt, on_delete=models.PROTECT, null=True, blank=True, related_name="native_runs")
     binding_reason = models.CharField(max_length=200, null=True, blank=True)
     # What the binding decision compared (``retries.decisions.decide_binding``):
     # every screen explains the binding from these with ``explain_binding``.

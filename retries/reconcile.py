@@ -31,8 +31,7 @@ from django.utils import timezone
 
 from planning.models import PlanningTask, Procedure
 from planning.services import plan_refresh, task_status_counts_fold
-from retries import executors, services
-from retries import dispatch
+from retries import dispatch, executors, services
 from retries.dispatch import PUSHING_EXECUTORS
 from retries.models import Attempt, NativeRun
 
@@ -112,7 +111,9 @@ def tasks_lagging() -> QuerySet:
     subqueries rather than EXISTS, because PostgreSQL may run an EXISTS as a
     hashed subplan, which reads all current attempts again."""
     terminal_run = (
-        NativeRun.objects.filter(attempt_id=OuterRef("pk"), binding=NativeRun.Binding.BOUND, status__in=NativeRun.TERMINAL)
+        NativeRun.objects.filter(
+            attempt_id=OuterRef("pk"), binding=NativeRun.Binding.BOUND, status__in=NativeRun.TERMINAL
+        )
         .order_by()
         .values("id")[:1]
     )

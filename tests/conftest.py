@@ -17,9 +17,7 @@ def _ledger_agrees_after_test(request):
     """After every test that touched the database, the rows must agree with
     the ledger (rule 7), unless the test damaged them on purpose."""
     yield
-    uses_db = {"db", "transactional_db"} & set(request.fixturenames) or request.node.get_closest_marker(
-        "django_db"
-    )
+    uses_db = {"db", "transactional_db"} & set(request.fixturenames) or request.node.get_closest_marker("django_db")
     if not uses_db or request.node.get_closest_marker("damages_rows"):
         return
     problems = integrity_problems()
@@ -37,6 +35,7 @@ def _suite_runs_on_postgresql(django_db_setup, django_db_blocker):
         # migration 0008). Allowed on this throw-away database only, for
         # every connection to it (workers and servers the tests start too).
         with django_db_blocker.unblock(), connection.cursor() as cursor:
-            cursor.execute(f"ALTER DATABASE {connection.ops.quote_name(name)} "
-                           "SET missioncontrol.allow_ledger_truncate = 'on'")
+            cursor.execute(
+                f"ALTER DATABASE {connection.ops.quote_name(name)} SET missioncontrol.allow_ledger_truncate = 'on'"
+            )
             cursor.execute("SET missioncontrol.allow_ledger_truncate = 'on'")

@@ -24,8 +24,13 @@ def observe_celery_worker(django_db_setup, django_db_blocker, worker_id, tmp_pat
         queue=queue,
         db_name=connection.settings_dict["NAME"],
         log_path=tmp_path_factory.mktemp("observe-worker") / "worker.log",
-        env={"WEBHOOKS_ALLOW_PRIVATE": "1", "WEBHOOK_BACKOFF_SECONDS": "0.5", "WEBHOOK_TIMEOUT_SECONDS": "2",
-             "LOG_FORMAT": "json", "LOCAL_EXECUTOR_FAULTS": "1"},
+        env={
+            "WEBHOOKS_ALLOW_PRIVATE": "1",
+            "WEBHOOK_BACKOFF_SECONDS": "0.5",
+            "WEBHOOK_TIMEOUT_SECONDS": "2",
+            "LOG_FORMAT": "json",
+            "LOCAL_EXECUTOR_FAULTS": "1",
+        },
     )
     try:
         yield worker.start()

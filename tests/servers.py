@@ -46,9 +46,25 @@ class Gunicorn:
         self.log_path = log_path
         self._log = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "--workers", str(workers),
-             "--bind", f"127.0.0.1:{self.port}", "--timeout", "60", "missioncontrol.wsgi"],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "gunicorn",
+                "-c",
+                str(ROOT / "gunicorn.conf.py"),
+                "--workers",
+                str(workers),
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--timeout",
+                "60",
+                "missioncontrol.wsgi",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def wait_ready(self, timeout: float = 60) -> Gunicorn:
@@ -82,8 +98,12 @@ def run_python(code: str, env: dict[str, str], timeout: float = 120) -> str:
     """Run ``code`` in a fresh process with Django set up; its stdout."""
     result = subprocess.run(
         [sys.executable, "-c", "import django; django.setup()\n" + code],
-        cwd=ROOT, env={**env, "DJANGO_SETTINGS_MODULE": "missioncontrol.settings"},
-        capture_output=True, text=True, timeout=timeout, check=False,
+        cwd=ROOT,
+        env={**env, "DJANGO_SETTINGS_MODULE": "missioncontrol.settings"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     return result.stdout

@@ -22,8 +22,8 @@ os.environ.setdefault("TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/mc
 # Production refuses to start without a key; this one signs nothing outside the tests.
 os.environ.setdefault("SECRET_KEY", "tests-only-not-secret-" + "k" * 40)
 
-from missioncontrol.settings import *  # noqa: E402, F403
-from missioncontrol.settings import STORAGES  # noqa: E402
+from missioncontrol.settings import *  # noqa: F403
+from missioncontrol.settings import STORAGES
 
 # The test client and live_server speak plain HTTP on loopback: no redirect to
 # https, cookies sent without TLS, and the hosts they use.

@@ -14,9 +14,18 @@ def launch(task: PlanningTask) -> Attempt:
     return services.task_launch(slug=task.slug, actor="operator").attempt
 
 
-def report(task: PlanningTask, *, status: str, native_run_id: str, attempt: Attempt | None = None,
-           native_task_id: str | None = None, created_at: dt.datetime | None = None, executor: str = "ext",
-           phase: str = "", message: str = ""):
+def report(
+    task: PlanningTask,
+    *,
+    status: str,
+    native_run_id: str,
+    attempt: Attempt | None = None,
+    native_task_id: str | None = None,
+    created_at: dt.datetime | None = None,
+    executor: str = "ext",
+    phase: str = "",
+    message: str = "",
+):
     return services.native_run_report(
         report=services.RunReport(
             executor=executor,

@@ -78,8 +78,17 @@ def test_bulk_insert_unnest_writes_what_bulk_create_would():
     agent = AgentFactory(name="inserted-for")
     now = timezone.now()
     rows = [
-        Attempt(id=uuid.uuid4(), task=tasks[n], number=n, kind=Attempt.Kind.RETRY, requested_by="t", requested_at=now,
-                reason=f"r{n}", requested_assignee=agent if n == 1 else None, resume_phase="execute" if n == 2 else None)
+        Attempt(
+            id=uuid.uuid4(),
+            task=tasks[n],
+            number=n,
+            kind=Attempt.Kind.RETRY,
+            requested_by="t",
+            requested_at=now,
+            reason=f"r{n}",
+            requested_assignee=agent if n == 1 else None,
+            resume_phase="execute" if n == 2 else None,
+        )
         for n in (1, 2)
     ]
     with CaptureQueriesContext(connection) as queries:
@@ -99,18 +108,31 @@ def test_insert_columns_writes_rows_given_as_columns_in_one_statement():
     now = timezone.now()
     before = Event.objects.count()
     with CaptureQueriesContext(connection) as queries:
-        insert_columns(Event, {
-            "at": [now, now], "type": ["t.one", "t.two"], "actor": ["a", "b"], "task_id": [task.id, None],
-            "plan_id": [None, None], "attempt_id": [attempt.id, None], "data": [{"k": [1, None]}, {}],
-        })
+        insert_columns(
+            Event,
+            {
+                "at": [now, now],
+                "type": ["t.one", "t.two"],
+                "actor": ["a", "b"],
+                "task_id": [task.id, None],
+                "plan_id": [None, None],
+                "attempt_id": [attempt.id, None],
+                "data": [{"k": [1, None]}, {}],
+            },
+        )
     assert len(queries.captured_queries) == 1
     one, two = Event.objects.order_by("id")[before:]
     # In the order given, JSON kept as JSON, NULLs as NULL.
     assert (one.type, one.task_id, one.attempt_id, one.data) == ("t.one", task.id, attempt.id, {"k": [1, None]})
     assert (two.type, two.task_id, two.attempt_id, two.data) == ("t.two", None, None, {})
 
-    retired = {"kind": ["run"], "value": ["nr-x"], "task_id": [task.id], "attempt_id": [attempt.id],
-               "retired_at": [now]}
+    retired = {
+        "kind": ["run"],
+        "value": ["nr-x"],
+        "task_id": [task.id],
+        "attempt_id": [attempt.id],
+        "retired_at": [now],
+    }
     insert_columns(RetiredNativeId, retired, ignore_conflicts=True)
     insert_columns(RetiredNativeId, {**retired, "retired_at": [now + dt.timedelta(hours=1)]}, ignore_conflicts=True)
     assert list(RetiredNativeId.objects.filter(value="nr-x").values_list("retired_at", flat=True)) == [now]

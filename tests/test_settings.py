@@ -22,7 +22,10 @@ def run_manage(*args, env_overrides):
 
 def test_check_deploy_has_no_warnings_with_debug_off():
     result = run_manage(
-        "check", "--deploy", "--fail-level", "WARNING",
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
         env_overrides={"SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "mc.example.com"},
     )
     assert result.returncode == 0, result.stdout + result.stderr

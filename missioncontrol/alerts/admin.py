@@ -88,8 +88,13 @@ class WebhookSubscriptionAdmin(AdminRoleOnly):
         project = data["project"].slug if data.get("project") else None
         if not change:
             saved = services.subscription_create(
-                url=data["url"], secret=data["secret"], events=data["events"], project=project,
-                active=data["active"], format=data["format"], actor=actor_name(request.user),
+                url=data["url"],
+                secret=data["secret"],
+                events=data["events"],
+                project=project,
+                active=data["active"],
+                format=data["format"],
+                actor=actor_name(request.user),
             )
         else:
             changes = {f: data[f] for f in form.changed_data if f in ("url", "events", "active", "format")}
@@ -110,8 +115,19 @@ class WebhookDeliveryAdmin(AdminRoleOnly):
     list_select_related = ("subscription",)
     list_filter = ("state", "event")
     search_fields = ("id",)
-    readonly_fields = ("id", "subscription", "event", "body", "state", "tries", "last_status", "last_error",
-                       "next_try_at", "delivered_at", "created_at")
+    readonly_fields = (
+        "id",
+        "subscription",
+        "event",
+        "body",
+        "state",
+        "tries",
+        "last_status",
+        "last_error",
+        "next_try_at",
+        "delivered_at",
+        "created_at",
+    )
 
     def has_add_permission(self, request):
         return False

@@ -25,7 +25,11 @@ class WebhookSubscription(models.Model):
     secret = models.CharField(max_length=200)
     events = models.JSONField(default=list, help_text=f"Any of: {', '.join(ALERT_EVENTS)}.")
     project = models.ForeignKey(
-        Project, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        Project,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
         help_text="Only alerts about this project; empty for every project.",
     )
     active = models.BooleanField(default=True)
@@ -81,8 +85,6 @@ class WebhookDelivery(models.Model):
     def undelivered_counts(cls) -> dict[str, int]:
         """Deliveries not delivered, per state name used by the metrics:
         ``retrying`` (pending) and ``gave_up`` (failed). One query."""
-        rows = (
-            cls.objects.filter(~Q(state=cls.State.DELIVERED)).order_by().values_list("state").annotate(n=Count("id"))
-        )
+        rows = cls.objects.filter(~Q(state=cls.State.DELIVERED)).order_by().values_list("state").annotate(n=Count("id"))
         names = {cls.State.PENDING: "retrying", cls.State.FAILED: "gave_up"}
         return {names[state]: n for state, n in rows}

@@ -120,24 +120,41 @@ def _project(slug: str | None) -> Project | None:
 
 
 def subscription_create(
-    *, url: str, secret: str, events: list[str], project: str | None = None, active: bool = True,
-    format: str = WebhookSubscription.Format.JSON, actor: str,
+    *,
+    url: str,
+    secret: str,
+    events: list[str],
+    project: str | None = None,
+    active: bool = True,
+    format: str = WebhookSubscription.Format.JSON,
+    actor: str,
 ) -> WebhookSubscription:
     errors = _check_fields(secret=secret, events=events, fmt=format)
     if errors:
         raise invalid(errors)
     check_webhook_url(url)
     subscription = WebhookSubscription(
-        url=url, secret=secret, events=list(dict.fromkeys(events)), project=_project(project), active=active,
-        format=format, created_by=actor,
+        url=url,
+        secret=secret,
+        events=list(dict.fromkeys(events)),
+        project=_project(project),
+        active=active,
+        format=format,
+        created_by=actor,
     )
     subscription.save(force_insert=True)
     return subscription
 
 
 def subscription_update(
-    *, id: uuid.UUID, url: str = UNSET, secret: str = UNSET, events: list[str] = UNSET,
-    project: str | None = UNSET, active: bool = UNSET, format: str = UNSET,
+    *,
+    id: uuid.UUID,
+    url: str = UNSET,
+    secret: str = UNSET,
+    events: list[str] = UNSET,
+    project: str | None = UNSET,
+    active: bool = UNSET,
+    format: str = UNSET,
 ) -> WebhookSubscription:
     errors = _check_fields(secret=secret, events=events, fmt=format)
     if errors:
@@ -174,9 +191,7 @@ def subscription_delete(*, id: uuid.UUID) -> None:
 def delivery_id(subscription_id: uuid.UUID, alert: dict) -> uuid.UUID:
     """Stable for one alert and one subscription, so a dispatch task run
     twice (at-least-once delivery) makes each delivery once."""
-    key = "|".join(
-        str(alert.get(k)) for k in ("event", "type", "at", "task_id", "plan_id", "attempt_id")
-    )
+    key = "|".join(str(alert.get(k)) for k in ("event", "type", "at", "task_id", "plan_id", "attempt_id"))
     return uuid.uuid5(DELIVERY_NAMESPACE, f"{subscription_id}|{key}")
 
 
@@ -224,7 +239,11 @@ def deliveries_create(alerts: list[dict]) -> list[uuid.UUID]:
             }
             rows.append(
                 WebhookDelivery(
-                    id=new_id, subscription_id=subscription.id, event=alert["event"], body=body, next_try_at=now,
+                    id=new_id,
+                    subscription_id=subscription.id,
+                    event=alert["event"],
+                    body=body,
+                    next_try_at=now,
                     created_at=now,
                 )
             )

@@ -20,9 +20,13 @@ from .serializers import catalog as s
 @extend_schema_view(
     list=extend_schema(summary="List agents"),
     retrieve=extend_schema(summary="One agent"),
-    create=extend_schema(summary="Create an agent", request=s.AgentCreateSerializer, responses={201: s.AgentSerializer}),
+    create=extend_schema(
+        summary="Create an agent", request=s.AgentCreateSerializer, responses={201: s.AgentSerializer}
+    ),
     partial_update=extend_schema(
-        summary="Change an agent's kind or active flag", request=s.AgentUpdateSerializer, responses={200: s.AgentSerializer}
+        summary="Change an agent's kind or active flag",
+        request=s.AgentUpdateSerializer,
+        responses={200: s.AgentSerializer},
     ),
 )
 class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
@@ -44,7 +48,9 @@ class AgentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet)
 @extend_schema_view(
     list=extend_schema(summary="List projects"),
     retrieve=extend_schema(summary="One project"),
-    create=extend_schema(summary="Create a project", request=s.ProjectCreateSerializer, responses={201: s.ProjectSerializer}),
+    create=extend_schema(
+        summary="Create a project", request=s.ProjectCreateSerializer, responses={201: s.ProjectSerializer}
+    ),
     partial_update=extend_schema(
         summary="Rename a project or change its owner (future defaults only)",
         request=s.ProjectUpdateSerializer,

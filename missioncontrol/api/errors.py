@@ -49,6 +49,7 @@ def status_for(error: ServiceError) -> int:
     refused now (409), the contract's answer for "not allowed now"."""
     return STATUS_FOR_CODE.get(error.code, 409)
 
+
 # Sentences for a person, instead of DRF's terser defaults.
 _DETAILS = {
     "not_authenticated": "Authentication is required: send 'Authorization: Token <key>' or log in.",

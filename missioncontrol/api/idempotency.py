@@ -15,8 +15,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.utils.encoders import JSONEncoder
 
-from retries.models import Attempt
-from retries.models import IdempotencyKey
+from retries.models import Attempt, IdempotencyKey
 from retries.services import AttemptResult
 
 HEADER = "Idempotency-Key"

@@ -59,11 +59,15 @@ class NativeRunViewSet(mixins.ListModelMixin, ApiViewSet):
         body = request.data
         reports = body.get("reports") if isinstance(body, dict) else None
         if not isinstance(reports, list):
-            raise ServiceError("invalid", "The request has invalid fields.",
-                               errors={"reports": ["Give a list of reports."]})
+            raise ServiceError(
+                "invalid", "The request has invalid fields.", errors={"reports": ["Give a list of reports."]}
+            )
         if len(reports) > s.MAX_BATCH:
-            raise ServiceError("invalid", "The request has invalid fields.",
-                               errors={"reports": [f"Send at most {s.MAX_BATCH} reports; got {len(reports)}."]})
+            raise ServiceError(
+                "invalid",
+                "The request has invalid fields.",
+                errors={"reports": [f"Send at most {s.MAX_BATCH} reports; got {len(reports)}."]},
+            )
         # One list serializer validates every report with the same field
         # objects: a serializer per report deep-copied its fields each time,
         # which cost more than applying the report.
@@ -79,7 +83,9 @@ class NativeRunViewSet(mixins.ListModelMixin, ApiViewSet):
             errors = {str(i): flatten_errors(e) for i, e in pairs if e}
         if errors:
             raise ServiceError(
-                "invalid", f"{len(errors)} of {len(reports)} reports are invalid; none was applied.", errors=errors,
+                "invalid",
+                f"{len(errors)} of {len(reports)} reports are invalid; none was applied.",
+                errors=errors,
             )
         results = services.native_run_report_batch(reports=parsed, actor=self.actor)
         return Response({"results": s.NativeRunSerializer([run for run, _ in results], many=True).data})

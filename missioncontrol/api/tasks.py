@@ -27,8 +27,8 @@ from missioncontrol.api.views import ApiViewSet, validated
 from missioncontrol.errors import not_found
 from missioncontrol.roles import OPERATOR
 from planning import services
-from planning.services import agent_get
 from planning.models import Event, PlanningTask
+from planning.services import agent_get
 from retries import services as retry_services
 from retries.models import PhaseOutcome
 from retries.selectors import attempts_for_task, task_queryset
@@ -108,8 +108,13 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
             fixed = sorted(set(request.data) & s.TASK_READ_ONLY)
             if fixed:
                 raise ValidationError(
-                    {f: ["This field cannot be changed here; status moves only through launch, rerun, "
-                         "repair and cancel."] for f in fixed}
+                    {
+                        f: [
+                            "This field cannot be changed here; status moves only through launch, rerun, "
+                            "repair and cancel."
+                        ]
+                        for f in fixed
+                    }
                 )
         changes = validated(s.TaskUpdateSerializer, request)
         task = services.task_update(slug=slug, **changes, actor=self.actor)
@@ -171,8 +176,11 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     def rerun_preview(self, request, slug):
         data = validated(s.RerunSerializer, request)
         (preview,) = retry_services.task_rerun_previews(
-            slugs=[slug], reason=data["reason"], assignee=_agent(data["assignee"]),
-            override_budget=data["override_budget"], supersede_active=data["supersede_active"],
+            slugs=[slug],
+            reason=data["reason"],
+            assignee=_agent(data["assignee"]),
+            override_budget=data["override_budget"],
+            supersede_active=data["supersede_active"],
         )
         return _preview_response(preview)
 
@@ -185,8 +193,9 @@ class TaskViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     @action(detail=True, methods=["post"], url_path="repair/preview", url_name="repair-preview")
     def repair_preview(self, request, slug):
         data = validated(s.RepairSerializer, request)
-        (preview,) = retry_services.task_repair_previews(slugs=[slug], reason=data["reason"],
-                                                         assignee=_agent(data["assignee"]))
+        (preview,) = retry_services.task_repair_previews(
+            slugs=[slug], reason=data["reason"], assignee=_agent(data["assignee"])
+        )
         return _preview_response(preview)
 
     @extend_schema(
@@ -251,9 +260,10 @@ class _TaskChildList(generics.ListAPIView):
         return get_object_or_404(PlanningTask.objects.only("id", "slug"), slug=self.kwargs["slug"])
 
 
-@extend_schema(summary="The task's attempts, newest first", parameters=[
-    OpenApiParameter("slug", str, OpenApiParameter.PATH, pattern=f"^{SLUG_PATH_REGEX}$")
-])
+@extend_schema(
+    summary="The task's attempts, newest first",
+    parameters=[OpenApiParameter("slug", str, OpenApiParameter.PATH, pattern=f"^{SLUG_PATH_REGEX}$")],
+)
 class TaskAttemptList(_TaskChildList):
     serializer_class = AttemptSerializer
 
@@ -261,9 +271,10 @@ class TaskAttemptList(_TaskChildList):
         return attempts_for_task(self.task()).select_related("task")
 
 
-@extend_schema(summary="The task's ledger, oldest first", parameters=[
-    OpenApiParameter("slug", str, OpenApiParameter.PATH, pattern=f"^{SLUG_PATH_REGEX}$")
-])
+@extend_schema(
+    summary="The task's ledger, oldest first",
+    parameters=[OpenApiParameter("slug", str, OpenApiParameter.PATH, pattern=f"^{SLUG_PATH_REGEX}$")],
+)
 class TaskEventList(_TaskChildList):
     serializer_class = s.EventSerializer
 

@@ -14,7 +14,9 @@ SLUG_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 SLUG_PATH_REGEX = r"[a-z0-9][a-z0-9._-]*"
 UUID_PATH_REGEX = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
-slug = RegexValidator(SLUG_PATTERN, "Use lowercase letters, digits, dots, dashes and underscores; start with a letter or digit.")
+slug = RegexValidator(
+    SLUG_PATTERN, "Use lowercase letters, digits, dots, dashes and underscores; start with a letter or digit."
+)
 # Search semantics, as in the schema's `pattern`: at least one visible character.
 not_blank = RegexValidator(r"\S", "Give a reason: it is kept in the ledger.")
 

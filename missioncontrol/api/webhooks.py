@@ -48,8 +48,12 @@ class WebhookSerializer(serializers.ModelSerializer):
 class WebhookCreateSerializer(serializers.Serializer):
     url = StrictCharField(max_length=2000, validators=[storable_json], help_text="https, on a public address.")
     secret = StrictCharField(
-        min_length=services.SECRET_MIN_LENGTH, max_length=200, trim_whitespace=False, write_only=True,
-        validators=[storable_json], help_text="Signs every delivery (X-MC-Signature); never shown back.",
+        min_length=services.SECRET_MIN_LENGTH,
+        max_length=200,
+        trim_whitespace=False,
+        write_only=True,
+        validators=[storable_json],
+        help_text="Signs every delivery (X-MC-Signature); never shown back.",
     )
     events = _events()
     project = StrictCharField(max_length=100, required=False, allow_null=True, help_text="Project slug, or null.")
@@ -60,8 +64,12 @@ class WebhookCreateSerializer(serializers.Serializer):
 class WebhookUpdateSerializer(serializers.Serializer):
     url = StrictCharField(max_length=2000, required=False, validators=[storable_json])
     secret = StrictCharField(
-        min_length=services.SECRET_MIN_LENGTH, max_length=200, trim_whitespace=False, write_only=True,
-        required=False, validators=[storable_json],
+        min_length=services.SECRET_MIN_LENGTH,
+        max_length=200,
+        trim_whitespace=False,
+        write_only=True,
+        required=False,
+        validators=[storable_json],
     )
     events = _events(required=False)
     project = StrictCharField(max_length=100, required=False, allow_null=True)
@@ -72,8 +80,18 @@ class WebhookUpdateSerializer(serializers.Serializer):
 class DeliverySerializer(serializers.ModelSerializer):
     class Meta:
         model = WebhookDelivery
-        fields = ("id", "event", "state", "tries", "last_status", "last_error", "next_try_at", "delivered_at",
-                  "created_at", "body")
+        fields = (
+            "id",
+            "event",
+            "state",
+            "tries",
+            "last_status",
+            "last_error",
+            "next_try_at",
+            "delivered_at",
+            "created_at",
+            "body",
+        )
         read_only_fields = fields
 
 
@@ -86,10 +104,13 @@ class DeliverySerializer(serializers.ModelSerializer):
     partial_update=extend_schema(
         summary="Change a subscription", request=WebhookUpdateSerializer, responses={200: WebhookSerializer}
     ),
-    destroy=extend_schema(summary="Delete a subscription and its delivery records",
-                          responses={204: OpenApiResponse(description="Deleted.")}),
-    deliveries=extend_schema(summary="A subscription's deliveries, newest first",
-                             responses={200: DeliverySerializer(many=True)}),
+    destroy=extend_schema(
+        summary="Delete a subscription and its delivery records",
+        responses={204: OpenApiResponse(description="Deleted.")},
+    ),
+    deliveries=extend_schema(
+        summary="A subscription's deliveries, newest first", responses={200: DeliverySerializer(many=True)}
+    ),
 )
 class WebhookViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     queryset = WebhookSubscription.objects.select_related("project").order_by("-created_at", "id")

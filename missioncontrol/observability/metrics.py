@@ -55,7 +55,9 @@ RECONCILE_DURATION = Histogram(
     "Wall time of one reconciliation pass (the Celery task).",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
-RECONCILE_PASSES = Counter("mc_reconcile_passes", "Reconciliation passes, by result (done, skipped, failed).", ["result"])
+RECONCILE_PASSES = Counter(
+    "mc_reconcile_passes", "Reconciliation passes, by result (done, skipped, failed).", ["result"]
+)
 RECONCILE_LAST_PASS = Gauge(
     "mc_reconcile_last_pass_timestamp_seconds",
     "Unix time at which the last reconciliation pass ended (skipped ones included).",
@@ -68,7 +70,8 @@ HTTP_DURATION = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 WEBHOOK_TRIES = Counter(
-    "mc_webhook_delivery_tries", "Alert webhook delivery tries, by event and result (delivered, failed).",
+    "mc_webhook_delivery_tries",
+    "Alert webhook delivery tries, by event and result (delivered, failed).",
     ["event", "result"],
 )
 
@@ -171,7 +174,9 @@ class DatabaseCollector:
 
         now = timezone.now()
         counts = task_status_counts()
-        tasks = GaugeMetricFamily("mc_tasks", "Tasks per status (the board's per-status projection).", labels=["status"])
+        tasks = GaugeMetricFamily(
+            "mc_tasks", "Tasks per status (the board's per-status projection).", labels=["status"]
+        )
         for status in PlanningTask.Status.values:
             tasks.add_metric([status], counts.get(status, 0))
         yield tasks

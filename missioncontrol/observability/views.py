@@ -32,9 +32,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
     except AuthenticationFailed as exc:
         return _refused(401, str(exc.detail), "authentication_failed")
     if found is None:
-        return _refused(
-            401, "Authentication is required: send 'Authorization: Token <key>'.", "not_authenticated"
-        )
+        return _refused(401, "Authentication is required: send 'Authorization: Token <key>'.", "not_authenticated")
     user = found[0]
     request.user = user  # for the request's log line
     if not (has_role(user, ADMIN) or has_role(user, METRICS)):

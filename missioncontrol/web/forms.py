@@ -55,7 +55,11 @@ class BoardFilterForm(forms.Form):
 class NativeRunFilterForm(forms.Form):
     binding = forms.ChoiceField(
         required=False,
-        choices=[("", "unbound and rejected"), (NativeRun.Binding.UNBOUND, "unbound"), (NativeRun.Binding.REJECTED, "rejected")],
+        choices=[
+            ("", "unbound and rejected"),
+            (NativeRun.Binding.UNBOUND, "unbound"),
+            (NativeRun.Binding.REJECTED, "rejected"),
+        ],
     )
     executor = forms.ChoiceField(required=False)
 
@@ -65,17 +69,11 @@ class NativeRunFilterForm(forms.Form):
 
     def values(self) -> dict[str, str]:
         self.is_valid()
-        return {
-            name: self.cleaned_data.get(name) or ""
-            for name in ("binding", "executor")
-            if name not in self.errors
-        }
+        return {name: self.cleaned_data.get(name) or "" for name in ("binding", "executor") if name not in self.errors}
 
 
 class DeliveryFilterForm(forms.Form):
-    state = forms.ChoiceField(
-        required=False, choices=[("", "any state"), *WebhookDelivery.State.choices]
-    )
+    state = forms.ChoiceField(required=False, choices=[("", "any state"), *WebhookDelivery.State.choices])
 
     def state_value(self) -> str:
         self.is_valid()
@@ -96,15 +94,15 @@ class _AttemptForm(forms.Form):
     submitting the form unchanged freezes exactly that agent, active or not.
     Choosing an agent makes it the explicit choice, so it must be active."""
 
-    reason = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 2}), max_length=2000, error_messages=REASON_ERRORS
-    )
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=2000, error_messages=REASON_ERRORS)
     assignee = forms.ChoiceField(required=False, label="Assignee")
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=200)
     # The fields whose change refreshes the preview beside the button.
     PREVIEWED = ("assignee",)
 
-    def __init__(self, *args, agents: list[Agent], keep: FrozenAssignee | None, preview_url: str = "", **kwargs) -> None:
+    def __init__(
+        self, *args, agents: list[Agent], keep: FrozenAssignee | None, preview_url: str = "", **kwargs
+    ) -> None:
         kwargs.setdefault("initial", {})
         kwargs["initial"].setdefault("idempotency_key", new_idempotency_key())
         super().__init__(*args, **kwargs)
@@ -116,13 +114,15 @@ class _AttemptForm(forms.Form):
         if preview_url:
             for name in self.PREVIEWED:
                 if name in self.fields:
-                    self.fields[name].widget.attrs.update({
-                        "hx-get": preview_url,
-                        "hx-trigger": "change",
-                        "hx-target": f"#{self.prefix}-preview",
-                        "hx-swap": "outerHTML",
-                        "hx-include": "closest form",
-                    })
+                    self.fields[name].widget.attrs.update(
+                        {
+                            "hx-get": preview_url,
+                            "hx-trigger": "change",
+                            "hx-target": f"#{self.prefix}-preview",
+                            "hx-swap": "outerHTML",
+                            "hx-include": "closest form",
+                        }
+                    )
 
     def explicit_assignee(self) -> str | None:
         return self.cleaned_data.get("assignee") or None
@@ -197,9 +197,7 @@ class BoardRerunForm(PlanRerunForm):
 
 
 class CancelForm(forms.Form):
-    reason = forms.CharField(
-        widget=forms.Textarea(attrs={"rows": 2}), max_length=2000, error_messages=REASON_ERRORS
-    )
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=2000, error_messages=REASON_ERRORS)
 
 
 class LaunchForm(forms.Form):

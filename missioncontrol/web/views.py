@@ -15,15 +15,15 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.cache import patch_vary_headers
 from django.utils.functional import cached_property
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from missioncontrol.alerts import selectors as alert_selectors
 from missioncontrol.api.errors import status_for
 from missioncontrol.errors import ServiceError
-from missioncontrol.alerts import selectors as alert_selectors
 from missioncontrol.roles import ADMIN, OPERATOR, VIEWER, actor_name, has_role
 from planning import services as planning_services
 from planning.models import PlanningTask
@@ -34,12 +34,12 @@ from retries.decisions import CancelDecision
 from .forms import (
     BoardFilterForm,
     BoardRerunForm,
-    DeliveryFilterForm,
     CancelForm,
+    DeliveryFilterForm,
     LaunchForm,
-    PreviewOptionsForm,
     NativeRunFilterForm,
     PlanRerunForm,
+    PreviewOptionsForm,
     RepairForm,
     RerunForm,
     new_idempotency_key,
@@ -192,7 +192,9 @@ def _action_forms(detail: sel.TaskDetail, bound: dict | None = None) -> dict:
             forms["rerun_form"] = bound.get("rerun") or _rerun_form(task, agents, previews.rerun.keep)
             forms["rerun_preview"] = previews.rerun
         forms["repair_form"] = bound.get("repair") or RepairForm(
-            prefix="repair", agents=agents, keep=previews.repair_keep,
+            prefix="repair",
+            agents=agents,
+            keep=previews.repair_keep,
             preview_url=reverse("task_repair_preview", args=[task.slug]),
         )
     cancel = previews.cancel
@@ -290,7 +292,9 @@ def _attempt_message(verb: str, result: retry_services.AttemptResult) -> str:
     attempt = result.attempt
     who = attempt.requested_assignee.name if attempt.requested_assignee_id else "nobody"
     if result.replayed:
-        return f"Already done: this form was submitted before and made attempt #{attempt.number}; nothing new was created."
+        return (
+            f"Already done: this form was submitted before and made attempt #{attempt.number}; nothing new was created."
+        )
     return f"{verb} attempt #{attempt.number}, frozen assignee {who}."
 
 
@@ -356,7 +360,9 @@ def _preview_fragment(request: HttpRequest, slug: str, name: str) -> HttpRespons
     chosen = options.cleaned_data.get("assignee")
     if name == "rerun":
         (preview,) = retry_services.task_rerun_previews(
-            slugs=[slug], assignee=chosen, override_budget=bool(options.cleaned_data.get("override_budget")),
+            slugs=[slug],
+            assignee=chosen,
+            override_budget=bool(options.cleaned_data.get("override_budget")),
             supersede_active=bool(options.cleaned_data.get("supersede_active")),
         )
     else:

@@ -77,12 +77,16 @@ class NextAttempt:
 
     def summary(self) -> str:
         """One sentence for a person (previews, admin, ``--dry-run``)."""
-        parts = [f"start {self.kind} attempt #{self.number} for {self.assignee.name or 'nobody'} ({self.assignee.source})"]
+        parts = [
+            f"start {self.kind} attempt #{self.number} for {self.assignee.name or 'nobody'} ({self.assignee.source})"
+        ]
         if self.supersedes is not None:
             verb = "cancel and supersede" if self.cancels_active else "supersede"
             parts.append(f"{verb} {self.supersedes.label}")
         parts.append(
-            "resume at " + self.resume_phase + (f" ({', '.join(self.passed_phases)} passed)" if self.passed_phases else "")
+            "resume at "
+            + self.resume_phase
+            + (f" ({', '.join(self.passed_phases)} passed)" if self.passed_phases else "")
             if self.resume_phase
             else "start from the first phase"
         )
@@ -144,7 +148,9 @@ def _next(
 
 def _inconsistent(task: TaskFacts) -> Refusal | None:
     if task.inconsistency:
-        return Refusal("inconsistent", f"Task {task.slug} disagrees with its ledger ({task.inconsistency}); repair it first.")
+        return Refusal(
+            "inconsistent", f"Task {task.slug} disagrees with its ledger ({task.inconsistency}); repair it first."
+        )
     return None
 
 

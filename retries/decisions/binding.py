@@ -85,8 +85,11 @@ def decide_binding(
     ``retired`` the first of the run's ids found retired, if any."""
     facts: dict[str, Any] = {}
     if current is not None:
-        facts["current_attempt"] = {"id": str(current.id), "number": current.number,
-                                    "requested_at": _iso(current.requested_at)}
+        facts["current_attempt"] = {
+            "id": str(current.id),
+            "number": current.number,
+            "requested_at": _iso(current.requested_at),
+        }
     if task_id is None:
         return Binding(REJECTED, "unknown_task", facts)
     if run.claimed_attempt_id is not None:
@@ -106,8 +109,12 @@ def decide_binding(
     # A retired id is refused at once, even while no attempt is current
     # (a task with only imported history): it can never bind.
     if retired is not None:
-        facts["retired"] = {"kind": retired.kind, "value": retired.value,
-                            "attempt_number": retired.attempt_number, "retired_at": _iso(retired.retired_at)}
+        facts["retired"] = {
+            "kind": retired.kind,
+            "value": retired.value,
+            "attempt_number": retired.attempt_number,
+            "retired_at": _iso(retired.retired_at),
+        }
         return Binding(REJECTED, "retired_native_id", facts)
     if run.claimed_attempt_id is None:
         if current is None:

@@ -102,7 +102,9 @@ def decide_retry_or_block(
         else "every phase passed; start again from the first"
     )
     reason = f"automatic retry after {_failure_text(current)}; {where}"
-    plan = _next(task, attempts, kind=Attempt.Kind.RETRY, explicit=None, reason=reason, resume_phase=resume, passed=done)
+    plan = _next(
+        task, attempts, kind=Attempt.Kind.RETRY, explicit=None, reason=reason, resume_phase=resume, passed=done
+    )
     return replace(plan, extra={"finalization": finalization})
 
 
@@ -137,7 +139,9 @@ def decide_phase_outcome(
     if existing is not None:
         if existing == outcome:
             return PhaseRecord(False, reason=f"{phase} was already recorded as {outcome}")
-        return Refusal("phase_conflict", f"Phase {phase} of attempt #{attempt.number} was already recorded as {existing}.")
+        return Refusal(
+            "phase_conflict", f"Phase {phase} of attempt #{attempt.number} was already recorded as {existing}."
+        )
     if not attempt.current:
         return Refusal("superseded", f"Attempt #{attempt.number} was superseded; its reports change nothing.")
     if attempt.status in Attempt.TERMINAL:
@@ -146,6 +150,10 @@ def decide_phase_outcome(
         kind = phase_failure_kind(phases, phase)
         return PhaseRecord(True, Attempt.Status.FAILED, kind, f"{phase} failed: {kind.replace('_', ' ')}")
     if attempt_completes(phases, attempt.resume_phase, passed | {phase}):
-        return PhaseRecord(True, Attempt.Status.SUCCEEDED, None, f"{phase} passed; every phase from "
-                           f"{attempt.resume_phase or phases[0]} has passed")
+        return PhaseRecord(
+            True,
+            Attempt.Status.SUCCEEDED,
+            None,
+            f"{phase} passed; every phase from {attempt.resume_phase or phases[0]} has passed",
+        )
     return PhaseRecord(True, None, None, f"{phase} passed")

@@ -64,7 +64,9 @@ def phase_plan(request: LaunchRequest, phase: str) -> PhasePlan:
     stall_on = _attempt_numbers(params.get("stall_on_attempts"), "stall_on_attempts")
     fail = params.get("fail_phase") == phase and (fail_on is None or request.attempt_number in fail_on)
     stall = params.get("stall_phase") == phase and (stall_on is None or request.attempt_number in stall_on)
-    message = params.get("fail_message") or f"{request.procedure} failed in {phase} (attempt #{request.attempt_number})."
+    message = (
+        params.get("fail_message") or f"{request.procedure} failed in {phase} (attempt #{request.attempt_number})."
+    )
     return PhasePlan(seconds=seconds, fail=fail, fail_message=str(message), stall=stall)
 
 

@@ -56,17 +56,45 @@ class DemoTask:
 
 
 TASKS = [
-    DemoTask("policy-protocol-index-creation-proc-0", "Create the policy protocol index, shard 0", "policy-protocol",
-             "aemeath", "aemeath", params={}, in_plan=True),
-    DemoTask("policy-protocol-index-creation-proc-1", "Create the policy protocol index, shard 1", "policy-protocol",
-             "aemeath", "aemeath", params={"stall_phase": "execute", "stall_on_attempts": [2]}, in_plan=True),
-    DemoTask("policy-protocol-index-creation-proc-2", "Create the policy protocol index, shard 2", "policy-protocol",
-             "aemeath", "aemeath",
-             params={"fail_phase": "finalize", "fail_on_attempts": [2], "fail_message": "could not publish the index manifest"},
-             in_plan=True),
-    DemoTask("high-signal-governance-stability-sentinel-proc-1", "Stability sentinel, run 1", "high-signal-governance",
-             "shorekeeper", "shorekeeper",
-             params={"fail_phase": "execute", "fail_on_attempts": [2, 3], "fail_message": "sentinel threshold breached"}),
+    DemoTask(
+        "policy-protocol-index-creation-proc-0",
+        "Create the policy protocol index, shard 0",
+        "policy-protocol",
+        "aemeath",
+        "aemeath",
+        params={},
+        in_plan=True,
+    ),
+    DemoTask(
+        "policy-protocol-index-creation-proc-1",
+        "Create the policy protocol index, shard 1",
+        "policy-protocol",
+        "aemeath",
+        "aemeath",
+        params={"stall_phase": "execute", "stall_on_attempts": [2]},
+        in_plan=True,
+    ),
+    DemoTask(
+        "policy-protocol-index-creation-proc-2",
+        "Create the policy protocol index, shard 2",
+        "policy-protocol",
+        "aemeath",
+        "aemeath",
+        params={
+            "fail_phase": "finalize",
+            "fail_on_attempts": [2],
+            "fail_message": "could not publish the index manifest",
+        },
+        in_plan=True,
+    ),
+    DemoTask(
+        "high-signal-governance-stability-sentinel-proc-1",
+        "Stability sentinel, run 1",
+        "high-signal-governance",
+        "shorekeeper",
+        "shorekeeper",
+        params={"fail_phase": "execute", "fail_on_attempts": [2, 3], "fail_message": "sentinel threshold breached"},
+    ),
 ]
 
 
@@ -108,8 +136,13 @@ def _procedures(report: DemoReport) -> None:
             report.existing.append(f"procedure {slug}")
             continue
         planning_services.procedure_create(
-            slug=slug, name=spec["name"], phases=spec["phases"], executor=Procedure.Executor.LOCAL,
-            max_attempts=spec["max_attempts"], stall_timeout_seconds=spec["stall_timeout_seconds"], actor=ACTOR,
+            slug=slug,
+            name=spec["name"],
+            phases=spec["phases"],
+            executor=Procedure.Executor.LOCAL,
+            max_attempts=spec["max_attempts"],
+            stall_timeout_seconds=spec["stall_timeout_seconds"],
+            actor=ACTOR,
         )
         report.created.append(f"procedure {slug}")
 
@@ -128,8 +161,14 @@ def _task(spec: DemoTask, plan: Plan, report: DemoReport) -> None:
         report.existing.append(f"task {spec.slug}")
         return
     planning_services.task_create(
-        slug=spec.slug, title=spec.title, project=spec.project, procedure=spec.procedure,
-        plan=plan.id if spec.in_plan else None, params=spec.params, assignee=spec.assignee, actor=ACTOR,
+        slug=spec.slug,
+        title=spec.title,
+        project=spec.project,
+        procedure=spec.procedure,
+        plan=plan.id if spec.in_plan else None,
+        params=spec.params,
+        assignee=spec.assignee,
+        actor=ACTOR,
     )
     report.created.append(f"task {spec.slug}")
 

@@ -21,8 +21,16 @@ from .local import LocalExecutor
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Executor", "LaunchError", "LaunchRequest", "attempt_cancel", "attempt_launch", "attempt_poll",
-           "get_executor", "native_ids"]
+__all__ = [
+    "Executor",
+    "LaunchError",
+    "LaunchRequest",
+    "attempt_cancel",
+    "attempt_launch",
+    "attempt_poll",
+    "get_executor",
+    "native_ids",
+]
 
 _BACKENDS: dict[str, Executor] = {b.name: b for b in (ExternalExecutor(), LocalExecutor(), HttpExecutor())}
 

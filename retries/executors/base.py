@@ -37,11 +37,7 @@ class LaunchRequest:
 
     @classmethod
     def for_attempt(cls, attempt_id: uuid.UUID) -> LaunchRequest | None:
-        attempt = (
-            Attempt.objects.select_related("task__procedure", "requested_assignee")
-            .filter(id=attempt_id)
-            .first()
-        )
+        attempt = Attempt.objects.select_related("task__procedure", "requested_assignee").filter(id=attempt_id).first()
         if attempt is None:
             return None
         task: PlanningTask = attempt.task
@@ -83,4 +79,4 @@ class Executor:
 
     def cancel(self, attempt_id: uuid.UUID) -> None:
         """Tell the executor to stop; best effort, the attempt is already final."""
-        return None
+        return

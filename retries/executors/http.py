@@ -98,7 +98,9 @@ class HttpExecutor(Executor):
         except requests.RequestException as exc:
             raise LaunchError(f"The gateway at {url} did not take the launch: {exc}") from exc
         if not response.ok:
-            raise LaunchError(f"The gateway at {url} refused the launch: HTTP {response.status_code} {response.text[:200]}")
+            raise LaunchError(
+                f"The gateway at {url} refused the launch: HTTP {response.status_code} {response.text[:200]}"
+            )
         try:
             body = response.json()
         except ValueError:

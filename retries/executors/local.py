@@ -161,8 +161,11 @@ def run_phase(*, attempt_id: uuid.UUID, phase: str) -> str:
     try:
         if plan.fail:
             services.attempt_record_phase(
-                attempt_id=attempt_id, phase=phase, outcome=PhaseOutcome.Outcome.FAILED,
-                message=plan.fail_message, actor=ACTOR,
+                attempt_id=attempt_id,
+                phase=phase,
+                outcome=PhaseOutcome.Outcome.FAILED,
+                message=plan.fail_message,
+                actor=ACTOR,
             )
             _report(request, NativeRun.Status.FAILED, phase=phase, message=plan.fail_message)
             return "failed"

@@ -155,7 +155,10 @@ def _apply(
         )
         retired = [
             RetiredNativeId(kind=kind, value=value, task=task, attempt=attempt, retired_at=now)
-            for kind, value in ((RetiredNativeId.Kind.TASK, entry.native_task_id), (RetiredNativeId.Kind.RUN, entry.native_run_id))
+            for kind, value in (
+                (RetiredNativeId.Kind.TASK, entry.native_task_id),
+                (RetiredNativeId.Kind.RUN, entry.native_run_id),
+            )
             if value
         ]
         # An id retired already (by an earlier attempt) stays retired; one row per id.

@@ -33,7 +33,9 @@ def check_against_database(
     and attempt rows locked."""
     by_id = {a.id: a for a in attempts}
     by_number = {(a.task_id, a.number): a for a in attempts}
-    agents = set(Agent.objects.filter(name__in={e.assignee for e in entries if e.assignee}).values_list("name", flat=True))
+    agents = set(
+        Agent.objects.filter(name__in={e.assignee for e in entries if e.assignee}).values_list("name", flat=True)
+    )
     new: list[Entry] = []
     done: list[Entry] = []
     for entry in entries:
@@ -81,7 +83,9 @@ def check_against_database(
     return new, done
 
 
-def _check_numbering(new: list[Entry], tasks: dict[str, PlanningTask], attempts: list[Attempt], problems: list[Problem]) -> None:
+def _check_numbering(
+    new: list[Entry], tasks: dict[str, PlanningTask], attempts: list[Attempt], problems: list[Problem]
+) -> None:
     """The next attempt takes number ``attempt_count + 1``, so a task's numbers
     must run 1..n without gaps; and history comes before the attempts made
     here, so imported numbers stay below the first of those."""
@@ -137,7 +141,11 @@ def _check_successors(
             )
         elif successor_task != entry.task_slug:
             problems.append(
-                Problem(entry.index, "supersededByAttemptId", f"Attempt {entry.superseded_by} belongs to task {successor_task}.")
+                Problem(
+                    entry.index,
+                    "supersededByAttemptId",
+                    f"Attempt {entry.superseded_by} belongs to task {successor_task}.",
+                )
             )
 
 

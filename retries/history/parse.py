@@ -118,7 +118,9 @@ def _uuid(value: Any, index: int, name: str, problems: list[Problem]) -> uuid.UU
 
 def _text(value: Any, index: int, name: str, problems: list[Problem], *, max_length: int) -> str | None:
     if not isinstance(value, str) or not value.strip():
-        problems.append(Problem(index, name, "Give a non-empty string" + ("." if name in REQUIRED_KEYS else " or null.")))
+        problems.append(
+            Problem(index, name, "Give a non-empty string" + ("." if name in REQUIRED_KEYS else " or null."))
+        )
         return None
     if len(value) > max_length:
         problems.append(Problem(index, name, f"Longer than {max_length} characters."))
@@ -135,7 +137,9 @@ def _parse_entry(raw: Any, index: int, problems: list[Problem]) -> Entry | None:
         problems.append(Problem(index, key, "Unknown field."))
     for key in ENTRY_KEYS:
         if key not in raw:
-            problems.append(Problem(index, key, "This field is required" + (" (it may be null)." if key in NULLABLE_KEYS else ".")))
+            problems.append(
+                Problem(index, key, "This field is required" + (" (it may be null)." if key in NULLABLE_KEYS else "."))
+            )
     if len(problems) > before:
         return None
 
@@ -195,7 +199,11 @@ def retry_history_parse(data: str | bytes) -> tuple[list[Entry], list[Problem]]:
         return [], [Problem(None, "file", f"Not UTF-8 text ({exc.reason} at byte {exc.start}).")]
     except json.JSONDecodeError as exc:
         return [], [
-            Problem(None, "file", f"Not valid JSON (truncated or damaged?): {exc.msg} at line {exc.lineno}, column {exc.colno}.")
+            Problem(
+                None,
+                "file",
+                f"Not valid JSON (truncated or damaged?): {exc.msg} at line {exc.lineno}, column {exc.colno}.",
+            )
         ]
     if not isinstance(document, dict):
         return [], [Problem(None, "file", 'The file must be a JSON object {"version": 1, "entries": [...]}.')]
@@ -235,6 +243,8 @@ def _check_duplicates(entries: list[Entry], problems: list[Problem]) -> None:
         if entry.native_run_id is not None:
             if entry.native_run_id in by_run:
                 problems.append(
-                    Problem(entry.index, "nativeRunId", f"Entry {by_run[entry.native_run_id]} has the same native run id.")
+                    Problem(
+                        entry.index, "nativeRunId", f"Entry {by_run[entry.native_run_id]} has the same native run id."
+                    )
                 )
             by_run.setdefault(entry.native_run_id, entry.index)

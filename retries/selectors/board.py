@@ -53,19 +53,13 @@ def board_filter_options() -> FilterOptions:
 
 
 def _stalled_current_attempt() -> Exists:
-    return Exists(
-        Attempt.objects.filter(task_id=OuterRef("pk"), superseded_at__isnull=True, failure_kind="stalled")
-    )
+    return Exists(Attempt.objects.filter(task_id=OuterRef("pk"), superseded_at__isnull=True, failure_kind="stalled"))
 
 
 def needs_attention_q() -> Q:
     """Failed, blocked, stalled (the current attempt stalled) or found
     inconsistent with the ledger."""
-    return (
-        Q(status__in=ATTENTION_STATUSES)
-        | Q(inconsistent_since__isnull=False)
-        | Q(_stalled_current_attempt())
-    )
+    return Q(status__in=ATTENTION_STATUSES) | Q(inconsistent_since__isnull=False) | Q(_stalled_current_attempt())
 
 
 def _filtered(qs: QuerySet[PlanningTask], filters: BoardFilters, *, with_status: bool) -> QuerySet[PlanningTask]:
@@ -151,7 +145,7 @@ def board_counts(filters: BoardFilters) -> dict[str, int]:
         .values_list("status", "kind")
         .annotate(n=Count("id"))
     )
-    counts: dict[str, Any] = {status: 0 for status in TS.values}
+    counts: dict[str, Any] = dict.fromkeys(TS.values, 0)
     extra: dict[str, int] = {}
     for status, kind, n in per_status.union(flagged, all=True).order_by():
         if kind == "all":

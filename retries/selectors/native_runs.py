@@ -16,9 +16,7 @@ TRIAGE_BINDINGS = (NativeRun.Binding.UNBOUND, NativeRun.Binding.REJECTED)
 def native_runs_for_triage(*, binding: str = "", executor: str = "") -> QuerySet[NativeRun]:
     """Runs that are not bound to anything: waiting (unbound) or refused
     (rejected), newest report first."""
-    qs = NativeRun.objects.select_related("task").filter(
-        binding__in=[binding] if binding else TRIAGE_BINDINGS
-    )
+    qs = NativeRun.objects.select_related("task").filter(binding__in=[binding] if binding else TRIAGE_BINDINGS)
     if executor:
         qs = qs.filter(executor=executor)
     return qs.order_by("-last_seen_at", "-id")
@@ -34,12 +32,16 @@ def attach_claimed_attempts(runs: list[NativeRun], *, attempts_window: int | Non
     (``beyond_window``: more than ``attempts_window`` newer attempts)."""
     ids = {r.claimed_attempt_id for r in runs if r.claimed_attempt_id}
     newer = count_of(Attempt.objects.filter(task_id=OuterRef("task_id"), number__gt=OuterRef("number")))
-    claimed = {
-        row["id"]: {**row, "beyond_window": attempts_window is not None and (row["newer"] or 0) >= attempts_window}
-        for row in Attempt.objects.filter(id__in=ids)
-        .annotate(newer=Subquery(newer))
-        .values("id", "number", "task__slug", "superseded_at", "newer")
-    } if ids else {}
+    claimed = (
+        {
+            row["id"]: {**row, "beyond_window": attempts_window is not None and (row["newer"] or 0) >= attempts_window}
+            for row in Attempt.objects.filter(id__in=ids)
+            .annotate(newer=Subquery(newer))
+            .values("id", "number", "task__slug", "superseded_at", "newer")
+        }
+        if ids
+        else {}
+    )
     for run in runs:
         run.claimed = claimed.get(run.claimed_attempt_id)
     return runs

@@ -204,12 +204,13 @@ def task_sync_with_attempt(*, task_id: int, actor: str = "system") -> bool:
         # The task may only be behind its attempt, in which case the ledger
         # says what the attempt says and the sync restores it.
         target = TASK_STATUS_FOR_ATTEMPT[
-            ATTEMPT_STATUS_FOR_RUN[run.status] if run is not None and run.status in NativeRun.TERMINAL
-            and not attempt.is_terminal else attempt.status
+            ATTEMPT_STATUS_FOR_RUN[run.status]
+            if run is not None and run.status in NativeRun.TERMINAL and not attempt.is_terminal
+            else attempt.status
         ]
-        if not schedulable_tasks(
-            [task], {task.id: attempt}, actor=actor, now=now, restores_to={task.id: target}
-        )[task.id].ok:
+        if not schedulable_tasks([task], {task.id: attempt}, actor=actor, now=now, restores_to={task.id: target})[
+            task.id
+        ].ok:
             return False
         fields: list[str] = []
         if run is not None and run.status in NativeRun.TERMINAL and not attempt.is_terminal:

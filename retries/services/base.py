@@ -223,9 +223,7 @@ def schedulable_tasks(
     A task that disagrees is marked inconsistent here (in the caller's
     transaction, with the decision's reason in the ledger) and left alone
     until a repair."""
-    task_ledger, attempt_ledger = ledger_statuses(
-        [t.id for t in tasks], [a.id for a in currents.values()]
-    )
+    task_ledger, attempt_ledger = ledger_statuses([t.id for t in tasks], [a.id for a in currents.values()])
     decisions: dict[int, Schedulable] = {}
     for task in tasks:
         current = currents.get(task.id)

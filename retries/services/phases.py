@@ -30,7 +30,9 @@ def attempt_record_phase(
             raise not_found("attempt", str(attempt_id))
         task = lock_task(task_id=task_id)
         now = timezone.now()
-        attempt = Attempt.objects.select_for_update(of=("self",)).select_related("requested_assignee").get(id=attempt_id)
+        attempt = (
+            Attempt.objects.select_for_update(of=("self",)).select_related("requested_assignee").get(id=attempt_id)
+        )
         recorded = dict(PhaseOutcome.objects.filter(attempt_id=attempt.id).values_list("phase", "outcome"))
         decision = decide_phase_outcome(
             phases=tuple(task.procedure.phases),

@@ -14,11 +14,11 @@ from planning.models import Agent, PlanningTask
 
 from ..decisions import (
     AttemptFacts,
+    CancelDecision,
     FrozenAssignee,
     NextAttempt,
     Refusal,
     TaskFacts,
-    CancelDecision,
     decide_cancel,
     decide_repair,
     decide_rerun,
@@ -62,8 +62,12 @@ class ActionPreview:
 
     def as_dict(self) -> dict[str, Any]:
         """The API's preview body."""
-        body: dict[str, Any] = {"task": self.slug, "action": self.action, "allowed": self.allowed,
-                                "summary": self.summary()}
+        body: dict[str, Any] = {
+            "task": self.slug,
+            "action": self.action,
+            "allowed": self.allowed,
+            "summary": self.summary(),
+        }
         if self.refusal is not None:
             body["refusal"] = {"code": self.refusal.code, "detail": self.refusal.detail}
             body["attempt"] = None
@@ -77,8 +81,12 @@ class ActionPreview:
             "assignee_source": plan.assignee.source,
             "resume_phase": plan.resume_phase,
             "passed_phases": list(plan.passed_phases),
-            "budget": {"used": plan.budget_used, "max": plan.budget_max, "left": plan.budget_left,
-                       "over_budget": plan.over_budget},
+            "budget": {
+                "used": plan.budget_used,
+                "max": plan.budget_max,
+                "left": plan.budget_left,
+                "over_budget": plan.over_budget,
+            },
             "supersedes": (
                 {"id": str(plan.supersedes.id), "number": plan.supersedes.number, "cancels": plan.cancels_active}
                 if plan.supersedes is not None
@@ -128,8 +136,11 @@ def task_rerun_previews(
             previews.append(_unknown(slug, "rerun"))
             continue
         outcome = decide_rerun(
-            *facts[task.id], reason=reason or "(the reason you give)", explicit=assignee.name if assignee else None,
-            override_budget=override_budget, supersede_active=supersede_active,
+            *facts[task.id],
+            reason=reason or "(the reason you give)",
+            explicit=assignee.name if assignee else None,
+            override_budget=override_budget,
+            supersede_active=supersede_active,
         )
         previews.append(ActionPreview(slug, "rerun", task, outcome, keep=_keep(*facts[task.id])))
     return previews
@@ -137,7 +148,9 @@ def task_rerun_previews(
 
 def _keep(task: TaskFacts, attempts: list[AttemptFacts]) -> FrozenAssignee:
     latest = max(attempts, key=lambda a: a.number, default=None)
-    return frozen_assignee(explicit=None, previous=latest, task_assignee=task.assignee, project_owner=task.project_owner)
+    return frozen_assignee(
+        explicit=None, previous=latest, task_assignee=task.assignee, project_owner=task.project_owner
+    )
 
 
 def _current_attempts(tasks: list[PlanningTask]):
@@ -169,12 +182,11 @@ def task_repair_previews(*, slugs: list[str], reason: str = "", assignee: Agent 
         if restores:
             facts = replace(facts, status=truth)
         rows: list[AttemptFacts] = [attempt_facts(a, native.get(a.id, ())) for a in attempts.get(task.id, [])]
-        outcome = decide_repair(facts, rows, reason=reason or "(the reason you give)",
-                                explicit=assignee.name if assignee else None)
+        outcome = decide_repair(
+            facts, rows, reason=reason or "(the reason you give)", explicit=assignee.name if assignee else None
+        )
         previews.append(ActionPreview(slug, "repair", task, outcome, restores_status=restores, keep=_keep(facts, rows)))
     return previews
-
-
 
 
 @dataclass
@@ -196,7 +208,10 @@ def task_page_previews(task: PlanningTask) -> TaskPagePreviews:
     facts, _ = facts_for_new_attempt([task], currents)
     task_facts_, seen = facts[task.id]
     rerun = ActionPreview(
-        task.slug, "rerun", task, decide_rerun(task_facts_, seen, reason="(the reason you give)"),
+        task.slug,
+        "rerun",
+        task,
+        decide_rerun(task_facts_, seen, reason="(the reason you give)"),
         keep=_keep(task_facts_, seen),
     )
     current = [a for a in seen if a.current]

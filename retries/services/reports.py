@@ -103,7 +103,10 @@ def _read_known(reports: list[RunReport], runs: dict[tuple[str, str], NativeRun]
             "id", "task_id", "number", "superseded_at", "superseded_by__number", "superseded_by__requested_by"
         ):
             claimed[row["id"]] = ClaimedAttempt(
-                id=row["id"], task_id=row["task_id"], number=row["number"], superseded_at=row["superseded_at"],
+                id=row["id"],
+                task_id=row["task_id"],
+                number=row["number"],
+                superseded_at=row["superseded_at"],
                 superseded_by_number=row["superseded_by__number"],
                 superseded_by_actor=row["superseded_by__requested_by"],
             )
@@ -144,7 +147,10 @@ def _bind(
         # The run's own claim tied its ids to a superseded attempt: retire
         # them, so no later report carrying them binds (rule 2).
         claimed = known.claimed[run.claimed_attempt_id]
-        for kind, value in ((RetiredNativeId.Kind.TASK, run.native_task_id), (RetiredNativeId.Kind.RUN, run.native_run_id)):
+        for kind, value in (
+            (RetiredNativeId.Kind.TASK, run.native_task_id),
+            (RetiredNativeId.Kind.RUN, run.native_run_id),
+        ):
             if (kind, value) not in known.retired:
                 known.retired[(kind, value)] = RetiredId(kind, value, claimed.number, now)
                 known.retire_rows.append((kind, value, task.id, claimed.id, now))
@@ -155,8 +161,14 @@ def _bind(
     run.binding_facts = decision.facts
     run_fields = ["binding", "binding_reason", "binding_facts"]
     attempt_fields: list[str] = []
-    event = {"executor": run.executor, "native_task_id": run.native_task_id, "native_run_id": run.native_run_id,
-             "reason": decision.reason, "facts": decision.facts, "explanation": decision.explanation}
+    event = {
+        "executor": run.executor,
+        "native_task_id": run.native_task_id,
+        "native_run_id": run.native_run_id,
+        "reason": decision.reason,
+        "facts": decision.facts,
+        "explanation": decision.explanation,
+    }
     if decision.state == B.BOUND:
         run.attempt = current
         run_fields.append("attempt")
@@ -166,8 +178,12 @@ def _bind(
         ledger_append(type="native_run.bound", actor=actor, task_id=task.id, attempt_id=current.id, data=event, at=now)
     elif decision.state == B.REJECTED:
         ledger_append(
-            type="native_run.rejected", actor=actor, task_id=task.id if task else None,
-            attempt_id=run.claimed_attempt_id, data=event, at=now,
+            type="native_run.rejected",
+            actor=actor,
+            task_id=task.id if task else None,
+            attempt_id=run.claimed_attempt_id,
+            data=event,
+            at=now,
         )
     return run_fields, attempt_fields
 
@@ -208,9 +224,18 @@ def _apply_report(
     attempt_fields: list[str] = []
     if created:
         ledger_append(
-            type="native_run.reported", actor=actor, task_id=task.id if task else None, attempt_id=report.attempt_id,
-            data={"executor": run.executor, "native_task_id": run.native_task_id, "native_run_id": run.native_run_id,
-                  "status": run.status, "phase": run.phase, "new": True},
+            type="native_run.reported",
+            actor=actor,
+            task_id=task.id if task else None,
+            attempt_id=report.attempt_id,
+            data={
+                "executor": run.executor,
+                "native_task_id": run.native_task_id,
+                "native_run_id": run.native_run_id,
+                "status": run.status,
+                "phase": run.phase,
+                "new": True,
+            },
             at=now,
         )
     else:
@@ -220,7 +245,10 @@ def _apply_report(
             # A run's claims are fixed by its first report; a later report that
             # claims something else is recorded and changes nothing.
             ledger_append(
-                type="native_run.conflicting_report", actor=actor, task_id=run.task_id, attempt_id=report.attempt_id,
+                type="native_run.conflicting_report",
+                actor=actor,
+                task_id=run.task_id,
+                attempt_id=report.attempt_id,
                 data={"native_run_id": run.native_run_id, "task": report.task, "status": report.status},
                 at=now,
             )
@@ -230,19 +258,31 @@ def _apply_report(
         move = run_status_move(run.status, report.status)
         if move.late:
             ledger_append(
-                type="native_run.late_report", actor=actor, task_id=run.task_id,
+                type="native_run.late_report",
+                actor=actor,
+                task_id=run.task_id,
                 attempt_id=run.attempt_id or run.claimed_attempt_id,
-                data={"native_run_id": run.native_run_id, "status": report.status, "current": run.status,
-                      "reason": move.reason},
+                data={
+                    "native_run_id": run.native_run_id,
+                    "status": report.status,
+                    "current": run.status,
+                    "reason": move.reason,
+                },
                 at=now,
             )
             return run_fields, [], []
         if move.apply:
             ledger_append(
-                type="native_run.reported", actor=actor, task_id=run.task_id,
+                type="native_run.reported",
+                actor=actor,
+                task_id=run.task_id,
                 attempt_id=run.attempt_id or run.claimed_attempt_id,
-                data={"native_run_id": run.native_run_id, "from": run.status, "status": report.status,
-                      "phase": report.phase or run.phase},
+                data={
+                    "native_run_id": run.native_run_id,
+                    "from": run.status,
+                    "status": report.status,
+                    "phase": report.phase or run.phase,
+                },
                 at=now,
             )
             run.status = report.status
@@ -309,24 +349,31 @@ def _lock_runs(reports: list[RunReport]) -> dict[tuple[str, str], NativeRun]:
         runs_q |= Q(executor=executor, native_run_id__in=sorted(run_ids))
     return {
         (run.executor, run.native_run_id): run
-        for run in NativeRun.objects.select_for_update(of=("self",)).filter(runs_q).order_by("executor", "native_run_id")
+        for run in NativeRun.objects.select_for_update(of=("self",))
+        .filter(runs_q)
+        .order_by("executor", "native_run_id")
     }
 
 
 def _report_batch_locked(reports: list[RunReport], ids: dict[str, int], *, actor: str) -> list[tuple[NativeRun, bool]]:
     task_ids = sorted(set(ids.values()))
-    tasks = {
-        t.id: t
-        for t in PlanningTask.objects.select_for_update(of=("self",)).filter(id__in=task_ids).order_by("id")
-    } if task_ids else {}
+    tasks = (
+        {t.id: t for t in PlanningTask.objects.select_for_update(of=("self",)).filter(id__in=task_ids).order_by("id")}
+        if task_ids
+        else {}
+    )
     if len(tasks) != len(task_ids):
         raise not_found("task", str(min(set(task_ids) - set(tasks))))
-    currents = {
-        a.task_id: a
-        for a in Attempt.objects.select_for_update(of=("self",))
-        .filter(task_id__in=task_ids, superseded_at__isnull=True)
-        .order_by("task_id")
-    } if task_ids else {}
+    currents = (
+        {
+            a.task_id: a
+            for a in Attempt.objects.select_for_update(of=("self",))
+            .filter(task_id__in=task_ids, superseded_at__isnull=True)
+            .order_by("task_id")
+        }
+        if task_ids
+        else {}
+    )
     runs = _lock_runs(reports)
     known = _read_known(reports, runs)
     now = timezone.now()
@@ -406,9 +453,10 @@ def native_run_try_bind(*, run_id: int, actor: str = "system") -> str:
         run = unique_or_none(NativeRun.objects.select_for_update(of=("self",)).filter(id=run_id))
         if run is None or run.binding != B.UNBOUND:
             return run.binding if run else "missing"
-        if task is not None and not schedulable_tasks(
-            [task], {task.id: current} if current else {}, actor=actor, now=now
-        )[task.id].ok:
+        if (
+            task is not None
+            and not schedulable_tasks([task], {task.id: current} if current else {}, actor=actor, now=now)[task.id].ok
+        ):
             return run.binding
         known = _read_known([_as_report(run)], {})
         run_fields, attempt_fields = _bind(task, current, run, actor=actor, now=now, known=known)
@@ -425,6 +473,11 @@ def native_run_try_bind(*, run_id: int, actor: str = "system") -> str:
 
 def _as_report(run: NativeRun) -> RunReport:
     return RunReport(
-        executor=run.executor, native_task_id=run.native_task_id, native_run_id=run.native_run_id,
-        task=run.task_slug or None, status=run.status, attempt_id=run.claimed_attempt_id, created_at=run.created_at,
+        executor=run.executor,
+        native_task_id=run.native_task_id,
+        native_run_id=run.native_run_id,
+        task=run.task_slug or None,
+        status=run.status,
+        attempt_id=run.claimed_attempt_id,
+        created_at=run.created_at,
     )

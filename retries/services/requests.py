@@ -90,8 +90,15 @@ def task_rerun(
     """An operator's fresh attempt at a failed, blocked or cancelled task:
     the bulk rerun of one task, refused with the decision's own code."""
     return _rerun(
-        slugs=[slug], actor=actor, reason=reason, assignee=assignee, override_budget=override_budget,
-        supersede_active=supersede_active, idempotency_key=idempotency_key, plan_id=None, single=True,
+        slugs=[slug],
+        actor=actor,
+        reason=reason,
+        assignee=assignee,
+        override_budget=override_budget,
+        supersede_active=supersede_active,
+        idempotency_key=idempotency_key,
+        plan_id=None,
+        single=True,
     )[0]
 
 
@@ -121,8 +128,15 @@ def task_rerun_many(
     if repeated:
         raise invalid({"tasks": [f"Each task once; repeated: {', '.join(repeated)}."]})
     return _rerun(
-        slugs=slugs, actor=actor, reason=reason, assignee=assignee, override_budget=override_budget,
-        supersede_active=supersede_active, idempotency_key=idempotency_key, plan_id=plan_id, single=False,
+        slugs=slugs,
+        actor=actor,
+        reason=reason,
+        assignee=assignee,
+        override_budget=override_budget,
+        supersede_active=supersede_active,
+        idempotency_key=idempotency_key,
+        plan_id=plan_id,
+        single=False,
     )
 
 
@@ -162,7 +176,8 @@ def _rerun(
             raise ServiceError("not_found", f"No task named {slugs[0]!r}.")
         if missing:
             raise ServiceError(
-                "not_found", f"{len(missing)} of {len(slugs)} tasks do not exist; none was rerun.",
+                "not_found",
+                f"{len(missing)} of {len(slugs)} tasks do not exist; none was rerun.",
                 errors={s: ["No task with this slug."] for s in missing},
             )
         if plan_id is not None and (outside := sorted(t.slug for t in tasks if t.plan_id != plan_id)):
@@ -178,8 +193,11 @@ def _rerun(
             agents[explicit.name] = explicit
         decisions = {
             t.id: decide_rerun(
-                *facts[t.id], reason=reason, explicit=explicit.name if explicit else None,
-                override_budget=override_budget, supersede_active=supersede_active,
+                *facts[t.id],
+                reason=reason,
+                explicit=explicit.name if explicit else None,
+                override_budget=override_budget,
+                supersede_active=supersede_active,
             )
             for t in tasks
         }
@@ -194,10 +212,10 @@ def _rerun(
             )
         items = [
             NewAttempt(
-                t, currents.get(t.id), decisions[t.id],
-                event_data={
-                    "override_budget": decisions[t.id].over_budget, "supersede_active": bool(supersede_active)
-                },
+                t,
+                currents.get(t.id),
+                decisions[t.id],
+                event_data={"override_budget": decisions[t.id].over_budget, "supersede_active": bool(supersede_active)},
             )
             for t in tasks
         ]
@@ -233,7 +251,9 @@ def task_repair(
             _restore_attempts_from_ledger(task, rows, actor=actor, now=now)
             native = linked_native_ids(rows)
             decision = decide_repair(
-                task_facts(task), [attempt_facts(a, native.get(a.id, ())) for a in rows], reason=reason,
+                task_facts(task),
+                [attempt_facts(a, native.get(a.id, ())) for a in rows],
+                reason=reason,
                 explicit=explicit.name if explicit else None,
             )
             if isinstance(decision, Refusal):
@@ -242,15 +262,20 @@ def task_repair(
                 type="repair.started",
                 actor=actor,
                 task_id=task.id,
-                data={"reason": reason, "from_status": task.status, "inconsistency": task.inconsistency or None,
-                      "plan": decision.summary()},
+                data={
+                    "reason": reason,
+                    "from_status": task.status,
+                    "inconsistency": task.inconsistency or None,
+                    "plan": decision.summary(),
+                },
                 at=now,
             )
             current = next((a for a in rows if a.superseded_at is None), None)
             (attempt,) = start_attempts(
                 [NewAttempt(task, current, decision, attempt_count=len(rows) + 1)],
                 agents={**agents_by_name([task], rows), **({explicit.name: explicit} if explicit else {})},
-                actor=actor, now=now,
+                actor=actor,
+                now=now,
             )
         records = idempotency.record([task], idempotency_key, print_, {task.id: attempt}, now)
     return AttemptResult(attempt=attempt, created=True, idempotency=records.get(task.id))
@@ -260,17 +285,23 @@ def _restore_attempts_from_ledger(task: PlanningTask, attempts: list[Attempt], *
     """An attempt row whose status disagrees with the ledger is put back to
     what the ledger says, and the correction is itself a fact."""
     ledger = {}
-    for event in Event.objects.filter(
-        attempt_id__in=[a.id for a in attempts], type__in=ATTEMPT_STATUS_EVENTS
-    ).order_by("id").values("attempt_id", "data"):
+    for event in (
+        Event.objects.filter(attempt_id__in=[a.id for a in attempts], type__in=ATTEMPT_STATUS_EVENTS)
+        .order_by("id")
+        .values("attempt_id", "data")
+    ):
         ledger[event["attempt_id"]] = event["data"].get("status")
     for attempt in attempts:
         truth = ledger.get(attempt.id)
         if truth is None or truth == attempt.status:
             continue
         ledger_append(
-            type="attempt.status_restored", actor=actor, task_id=task.id, attempt_id=attempt.id,
-            data={"row_status": attempt.status, "ledger_status": truth}, at=now,
+            type="attempt.status_restored",
+            actor=actor,
+            task_id=task.id,
+            attempt_id=attempt.id,
+            data={"row_status": attempt.status, "ledger_status": truth},
+            at=now,
         )
         attempt.status = truth
         attempt.save(update_fields=["status"])
@@ -288,8 +319,11 @@ def _restore_task_from_ledger(task: PlanningTask, *, actor: str, now) -> None:
     if truth is None or truth == task.status:
         return
     ledger_append(
-        type="task.status_restored", actor=actor, task_id=task.id,
-        data={"row_status": task.status, "ledger_status": truth}, at=now,
+        type="task.status_restored",
+        actor=actor,
+        task_id=task.id,
+        data={"row_status": task.status, "ledger_status": truth},
+        at=now,
     )
     task.status = truth
     task.save(update_fields=["status", "updated_at"])

@@ -41,7 +41,8 @@ def confirm(client, action, tasks, **form):
     key = KEY.search(page)
     hidden = {"idempotency_key": key.group(1)} if key else {}
     return client.post(
-        CHANGELIST, {"action": action, "_selected_action": [t.pk for t in tasks], "apply": "yes", **hidden, **form},
+        CHANGELIST,
+        {"action": action, "_selected_action": [t.pk for t in tasks], "apply": "yes", **hidden, **form},
         follow=True,
     )
 
@@ -70,8 +71,17 @@ def ledger_of(task):
 
 def attempts_of(task):
     return [
-        (a.number, a.kind, a.status, a.requested_by, a.reason, a.requested_assignee_id, a.resume_phase,
-         a.superseded_at is None, a.native_run_id and a.native_run_id.replace(task.slug, "<task>"))
+        (
+            a.number,
+            a.kind,
+            a.status,
+            a.requested_by,
+            a.reason,
+            a.requested_assignee_id,
+            a.resume_phase,
+            a.superseded_at is None,
+            a.native_run_id and a.native_run_id.replace(task.slug, "<task>"),
+        )
         for a in Attempt.objects.filter(task=task).order_by("number")
     ]
 
@@ -86,8 +96,10 @@ def test_rerun_shows_a_confirmation_page_and_changes_nothing_yet(clients):
     assert page.status_code == 200
     content = page.content.decode()
     assert "Rerun 1 task(s)" in content and task.slug in content
-    assert (f"start rerun attempt #2 for {task.project.owner.name} (previous attempt #1); supersede attempt #1; "
-            "start from the first phase") in content
+    assert (
+        f"start rerun attempt #2 for {task.project.owner.name} (previous attempt #1); supersede attempt #1; "
+        "start from the first phase"
+    ) in content
     assert 'name="reason"' in content and 'name="assignee"' in content
     assert db_state() == before
 
@@ -99,8 +111,10 @@ def test_repair_page_shows_what_will_happen_per_task(clients):
     content = act(clients["operator"], "repair_tasks", [task]).content.decode()
 
     owner = task.project.owner.name
-    assert (f"start repair attempt #2 for {owner} (previous attempt #1); supersede attempt #1; "
-            "start from the first phase; retire native ids nr-shown, nt-nr-shown") in content
+    assert (
+        f"start repair attempt #2 for {owner} (previous attempt #1); supersede attempt #1; "
+        "start from the first phase; retire native ids nr-shown, nt-nr-shown"
+    ) in content
 
 
 def test_a_missing_reason_asks_again_and_changes_nothing(clients):
@@ -122,7 +136,8 @@ def test_admin_rerun_writes_the_same_attempts_and_events_as_the_api(clients):
 
     messages = apply(clients["operator"], "rerun_tasks", [via_admin], reason="flaky executor", assignee="chosen")
     response = clients["operator"].post(
-        f"/api/v1/tasks/{via_api.slug}/rerun/", {"reason": "flaky executor", "assignee": "chosen"},
+        f"/api/v1/tasks/{via_api.slug}/rerun/",
+        {"reason": "flaky executor", "assignee": "chosen"},
         content_type="application/json",
     )
 
@@ -175,7 +190,9 @@ def test_a_rerun_refused_for_one_task_reruns_none_and_says_why_beside_each(clien
     assert page.status_code == 200 and not page.redirect_chain
     content = page.content.decode()
     assert "2 of 3 tasks cannot be rerun now; none was." in content
-    rows = {slug: row for slug, row in re.findall(r'<tr[^>]*><td><a [^>]+>([^<]+)</a></td>(.*?)</tr>', content, re.DOTALL)}
+    rows = {
+        slug: row for slug, row in re.findall(r"<tr[^>]*><td><a [^>]+>([^<]+)</a></td>(.*?)</tr>", content, re.DOTALL)
+    }
     assert "use_repair" in rows[succeeded.slug] and "not_launched" in rows[draft.slug]
     assert "errorlist" not in rows[failed.slug]
     assert 'name="apply"' in content  # the page stays, to change the selection or an option
@@ -188,7 +205,10 @@ def test_submitting_the_same_rerun_page_twice_reruns_once(clients):
         fail_current(task)
     page = act(clients["operator"], "rerun_tasks", tasks).content.decode()
     data = {
-        "action": "rerun_tasks", "_selected_action": [t.pk for t in tasks], "apply": "yes", "reason": "once",
+        "action": "rerun_tasks",
+        "_selected_action": [t.pk for t in tasks],
+        "apply": "yes",
+        "reason": "once",
         "idempotency_key": KEY.search(page).group(1),
     }
 
@@ -247,8 +267,9 @@ def test_rerun_options_reach_the_service(clients):
     assert "budget_exhausted" in refused and "none was" in refused
     allowed = apply(clients["operator"], "rerun_tasks", [task], reason="again", override_budget="on")
     assert "rerun started attempt #2" in allowed[0]
-    active = apply(clients["operator"], "rerun_tasks", [task], reason="again", override_budget="on",
-                   supersede_active="on")
+    active = apply(
+        clients["operator"], "rerun_tasks", [task], reason="again", override_budget="on", supersede_active="on"
+    )
     assert "rerun started attempt #3" in active[0]
 
 

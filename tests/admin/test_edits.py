@@ -17,8 +17,16 @@ def test_a_task_added_in_the_admin_is_created_by_the_service(clients):
     project, procedure = ProjectFactory(), ProcedureFactory(max_attempts=4)
 
     data = form_data(clients["operator"], admin_url(PlanningTask, "add"))
-    data.update({"slug": "made-in-admin", "title": "Made in admin", "project": project.pk, "procedure": procedure.pk,
-                 "params": '{"k": 1}', "status": "succeeded"})
+    data.update(
+        {
+            "slug": "made-in-admin",
+            "title": "Made in admin",
+            "project": project.pk,
+            "procedure": procedure.pk,
+            "params": '{"k": 1}',
+            "status": "succeeded",
+        }
+    )
     response = clients["operator"].post(admin_url(PlanningTask, "add"), data)
 
     assert response.status_code == 302, response.context and response.context["adminform"].form.errors
@@ -37,8 +45,12 @@ def test_assignee_edit_is_a_ledger_fact_and_a_crafted_status_is_ignored(clients,
         assignee=other.pk,
         title="Renamed",
         # A crafted POST: none of these are form fields.
-        status="succeeded", attempt_count="99", inconsistent_since="2026-01-01 00:00", inconsistency="x",
-        slug="renamed-slug", project=ProjectFactory().pk,
+        status="succeeded",
+        attempt_count="99",
+        inconsistent_since="2026-01-01 00:00",
+        inconsistency="x",
+        slug="renamed-slug",
+        project=ProjectFactory().pk,
     )
 
     response = clients["operator"].post(url, data)
@@ -72,8 +84,9 @@ def test_a_plan_of_another_project_is_refused_on_add(clients):
     plan_project, project = ProjectFactory(), ProjectFactory()
     plan = PlanFactory(project=plan_project)
     data = form_data(clients["operator"], admin_url(PlanningTask, "add"))
-    data.update({"slug": "wrong-plan", "title": "t", "project": project.pk, "procedure": ProcedureFactory().pk,
-                 "plan": plan.pk})
+    data.update(
+        {"slug": "wrong-plan", "title": "t", "project": project.pk, "procedure": ProcedureFactory().pk, "plan": plan.pk}
+    )
     response = clients["operator"].post(admin_url(PlanningTask, "add"), data)
     assert response.status_code == 200 and "The plan belongs to another project." in response.content.decode()
     assert not PlanningTask.objects.filter(slug="wrong-plan").exists()
@@ -111,16 +124,33 @@ def test_agents_and_procedures_are_saved_by_their_services(clients):
     agent.refresh_from_db()
     assert agent.active is False
     assert list(Event.objects.filter(type__startswith="agent.").values_list("type", flat=True)) == [
-        "agent.created", "agent.updated"
+        "agent.created",
+        "agent.updated",
     ]
 
-    bad = client.post(admin_url(Procedure, "add"), {"slug": "p", "name": "P", "phases": '["a", "a"]',
-                                                     "executor": "external", "max_attempts": 3,
-                                                     "stall_timeout_seconds": 60})
+    bad = client.post(
+        admin_url(Procedure, "add"),
+        {
+            "slug": "p",
+            "name": "P",
+            "phases": '["a", "a"]',
+            "executor": "external",
+            "max_attempts": 3,
+            "stall_timeout_seconds": 60,
+        },
+    )
     assert bad.status_code == 200 and "distinct phase names" in bad.content.decode()
-    good = client.post(admin_url(Procedure, "add"), {"slug": "p", "name": "P", "phases": '["a", "b"]',
-                                                      "executor": "external", "max_attempts": 3,
-                                                      "stall_timeout_seconds": 60})
+    good = client.post(
+        admin_url(Procedure, "add"),
+        {
+            "slug": "p",
+            "name": "P",
+            "phases": '["a", "b"]',
+            "executor": "external",
+            "max_attempts": 3,
+            "stall_timeout_seconds": 60,
+        },
+    )
     assert good.status_code == 302
     assert Event.objects.filter(type="procedure.created", data__slug="p").exists()
 
@@ -128,8 +158,9 @@ def test_agents_and_procedures_are_saved_by_their_services(clients):
 def test_plan_status_cannot_be_changed(clients, world):
     plan = world.plan
     status = plan.status
-    response = clients["operator"].post(admin_url(Plan, "change", plan.pk),
-                                        {"status": "succeeded", "paused_at": "2026-01-01 00:00", "name": "x"})
+    response = clients["operator"].post(
+        admin_url(Plan, "change", plan.pk), {"status": "succeeded", "paused_at": "2026-01-01 00:00", "name": "x"}
+    )
     assert response.status_code == 302
     plan.refresh_from_db()
     assert (plan.status, plan.paused_at, plan.name) == (status, None, plan.name)
@@ -138,8 +169,9 @@ def test_plan_status_cannot_be_changed(clients, world):
 
 def test_plans_added_in_the_admin_are_created_by_the_service(clients):
     project = ProjectFactory()
-    response = clients["operator"].post(admin_url(Plan, "add"), {"name": "wave 1", "project": project.pk,
-                                                                 "on_error": "pause", "status": "failed"})
+    response = clients["operator"].post(
+        admin_url(Plan, "add"), {"name": "wave 1", "project": project.pk, "on_error": "pause", "status": "failed"}
+    )
     assert response.status_code == 302
     plan = Plan.objects.get(name="wave 1")
     assert (plan.status, plan.on_error) == ("draft", "pause")
@@ -152,7 +184,9 @@ def test_attempts_and_native_runs_cannot_be_changed_even_by_a_superuser(clients,
     client = clients["superuser"]
 
     assert client.post(admin_url(Attempt, "change", attempt.pk), {"status": "succeeded"}).status_code == 403
-    assert client.post(admin_url(NativeRun, "change", run.pk), {"binding": "bound", "status": "queued"}).status_code == 403
+    assert (
+        client.post(admin_url(NativeRun, "change", run.pk), {"binding": "bound", "status": "queued"}).status_code == 403
+    )
     attempt.refresh_from_db()
     run.refresh_from_db()
     assert attempt.status == "pending" and run.status == "failed"

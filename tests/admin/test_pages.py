@@ -11,8 +11,20 @@ from retries.models import Attempt, IdempotencyKey, NativeRun, PhaseOutcome, Ret
 
 pytestmark = pytest.mark.django_db
 
-ALL_MODELS = [Agent, Project, Procedure, Plan, PlanningTask, Event, Attempt, PhaseOutcome, NativeRun, RetiredNativeId,
-              IdempotencyKey, TaskStatusCount]
+ALL_MODELS = [
+    Agent,
+    Project,
+    Procedure,
+    Plan,
+    PlanningTask,
+    Event,
+    Attempt,
+    PhaseOutcome,
+    NativeRun,
+    RetiredNativeId,
+    IdempotencyKey,
+    TaskStatusCount,
+]
 # Models whose rows an admin may add (through the services); the others are
 # written only by services and are read-only for everyone.
 ADDABLE = {Agent: "admin", Project: "admin", Procedure: "admin", Plan: "operator", PlanningTask: "operator"}

@@ -42,12 +42,14 @@ class Receiver:
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with receiver.lock:
-                    receiver.received.append({
-                        "path": self.path,
-                        "headers": dict(self.headers),
-                        "body": json.loads(body),
-                        "verified": verify(receiver.secret, self.headers.get("X-MC-Signature", "t=0,v1="), body),
-                    })
+                    receiver.received.append(
+                        {
+                            "path": self.path,
+                            "headers": dict(self.headers),
+                            "body": json.loads(body),
+                            "verified": verify(receiver.secret, self.headers.get("X-MC-Signature", "t=0,v1="), body),
+                        }
+                    )
                     status = receiver.status
                 self.send_response(status)
                 self.send_header("Content-Length", "0")

@@ -29,16 +29,25 @@ def subscribe(receiver, **kwargs):
 def spent_task(slug="spent-task"):
     """A failed task whose budget of one attempt is spent: the next
     reconcile step blocks it."""
-    task = TaskFactory(slug=slug, project=ProjectFactory(slug=f"{slug}-project"),
-                       procedure=ProcedureFactory(max_attempts=1))
+    task = TaskFactory(
+        slug=slug, project=ProjectFactory(slug=f"{slug}-project"), procedure=ProcedureFactory(max_attempts=1)
+    )
     fail_current(task)
     return task
 
 
 def alert(**overrides):
-    return {"event": "task.blocked", "type": "task.status_changed", "at": timezone.now().isoformat(),
-            "actor": "system", "task_id": None, "plan_id": None, "attempt_id": None,
-            "data": {"status": "blocked", "reason": "budget_exhausted"}, **overrides}
+    return {
+        "event": "task.blocked",
+        "type": "task.status_changed",
+        "at": timezone.now().isoformat(),
+        "actor": "system",
+        "task_id": None,
+        "plan_id": None,
+        "attempt_id": None,
+        "data": {"status": "blocked", "reason": "budget_exhausted"},
+        **overrides,
+    }
 
 
 def test_a_committed_block_is_delivered_signed(allow_private, receiver, eager, django_capture_on_commit_callbacks):
@@ -73,8 +82,12 @@ def test_alertmanager_format_is_signed_too(allow_private, receiver, eager, djang
     payload = got["body"]
     assert (payload["version"], payload["status"]) == ("4", "firing")
     [firing] = payload["alerts"]
-    assert firing["labels"] == {"alertname": "task.blocked", "severity": "critical", "task": "spent-task",
-                                "project": "spent-task-project"}
+    assert firing["labels"] == {
+        "alertname": "task.blocked",
+        "severity": "critical",
+        "task": "spent-task",
+        "project": "spent-task-project",
+    }
     assert firing["annotations"]["delivery_id"] == got["headers"]["X-MC-Delivery"]
     assert "budget_exhausted" in firing["annotations"]["summary"]
     assert firing["startsAt"]
@@ -91,7 +104,10 @@ def test_a_stalled_attempt_names_its_attempt(allow_private, receiver, eager, dja
         assert retry_services.attempt_fail_if_stalled(attempt_id=attempt.id, now=later)
     [got] = receiver.requests()
     assert (got["body"]["event"], got["body"]["attempt"], got["body"]["task"]) == (
-        "attempt.stalled", str(attempt.id), task.slug)
+        "attempt.stalled",
+        str(attempt.id),
+        task.slug,
+    )
 
 
 def test_nothing_is_sent_for_a_transaction_that_rolled_back(
@@ -180,8 +196,7 @@ def test_the_address_is_checked_again_at_send_time(allow_private, receiver, sett
 
 def test_the_signature_covers_timestamp_and_body():
     header = services.sign("k" * 16, b'{"a":1}', 1700000000)
-    assert header == "t=1700000000,v1=" + __import__("hmac").new(
-        b"k" * 16, b'1700000000.{"a":1}', "sha256").hexdigest()
+    assert header == "t=1700000000,v1=" + __import__("hmac").new(b"k" * 16, b'1700000000.{"a":1}', "sha256").hexdigest()
     assert uuid.UUID(str(services.delivery_id(uuid.uuid4(), alert())))
 
 
@@ -193,7 +208,7 @@ def test_the_readme_snippet_verifies_a_signature():
     snippet = re.search(r"Verify a delivery before trusting it:\n\n```python\n(.*?)```", readme, re.DOTALL).group(1)
     assert len(snippet.strip().splitlines()) <= 5
     namespace: dict = {}
-    exec(snippet, namespace)  # noqa: S102 - the README's own code, to keep it true
+    exec(snippet, namespace)
     body = b'{"id":"x"}'
     header = services.sign(SECRET, body, int(time.time()))
     assert namespace["verify"](SECRET.encode(), header, body)

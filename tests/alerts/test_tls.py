@@ -21,9 +21,26 @@ pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs t
 def tls_receiver(tmp_path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "1", "-subj", "/CN=hooks.example.test", "-addext", "subjectAltName=DNS:hooks.example.test"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=hooks.example.test",
+            "-addext",
+            "subjectAltName=DNS:hooks.example.test",
+        ],
+        check=True,
+        capture_output=True,
     )
     seen: dict[str, list] = {"sni": [], "host": []}
 
@@ -56,7 +73,9 @@ def trusting(monkeypatch):
 
     def use(cert):
         post = requests.Session.post
-        monkeypatch.setattr(requests.Session, "post", lambda self, *a, **k: post(self, *a, **{**k, "verify": str(cert)}))
+        monkeypatch.setattr(
+            requests.Session, "post", lambda self, *a, **k: post(self, *a, **{**k, "verify": str(cert)})
+        )
 
     return use
 

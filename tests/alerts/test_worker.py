@@ -17,8 +17,11 @@ from tests.alerts.test_delivery import alert, spent_task
 from tests.execution.conftest import wait_for
 from tests.observe_worker import OBSERVE_WORKER_GROUP
 
-pytestmark = [pytest.mark.worker, pytest.mark.xdist_group(OBSERVE_WORKER_GROUP),
-              pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.worker,
+    pytest.mark.xdist_group(OBSERVE_WORKER_GROUP),
+    pytest.mark.django_db(transaction=True),
+]
 
 
 def subscribe(receiver):
@@ -48,12 +51,16 @@ def test_a_receiver_that_is_down_gets_the_same_delivery_once_back(observe_worker
     receiver.stop()
     retry_services.task_retry_or_block(task_id=task.id)
 
-    retried = wait_for(lambda: WebhookDelivery.objects.filter(tries__gte=2).first(), timeout=30,
-                       what="two failed tries")
+    retried = wait_for(
+        lambda: WebhookDelivery.objects.filter(tries__gte=2).first(), timeout=30, what="two failed tries"
+    )
     assert retried.state == "pending" and "ConnectionError" in retried.last_error
     receiver.start()
-    delivered = wait_for(lambda: WebhookDelivery.objects.filter(state="delivered").first(), timeout=30,
-                         what="the delivery once the receiver is back")
+    delivered = wait_for(
+        lambda: WebhookDelivery.objects.filter(state="delivered").first(),
+        timeout=30,
+        what="the delivery once the receiver is back",
+    )
     [got] = receiver.requests()
     assert got["headers"]["X-MC-Delivery"] == str(delivered.id) == str(retried.id) and got["verified"]
     assert delivered.tries >= 3 and delivered.last_status == 204
@@ -64,7 +71,10 @@ def test_the_sweep_sends_a_delivery_whose_retry_was_lost(observe_worker, receive
     [delivery_id] = services.deliveries_create([alert()])
     WebhookDelivery.objects.filter(id=delivery_id).update(next_try_at=timezone.now() - dt.timedelta(minutes=5))
     sweep.delay()
-    wait_for(lambda: WebhookDelivery.objects.filter(id=delivery_id, state="delivered").exists(), timeout=30,
-             what="the swept delivery")
+    wait_for(
+        lambda: WebhookDelivery.objects.filter(id=delivery_id, state="delivered").exists(),
+        timeout=30,
+        what="the swept delivery",
+    )
     [got] = receiver.requests()
     assert got["body"]["id"] == str(delivery_id)

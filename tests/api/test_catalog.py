@@ -53,15 +53,23 @@ def test_project_create_and_owner_change_moves_future_defaults_only(admin, opera
 
 
 def test_project_errors(admin):
-    assert_error(admin.post("/api/v1/projects/", {"slug": "p", "name": "P", "owner": "ghost"}), 400, "invalid", {"owner"})
+    assert_error(
+        admin.post("/api/v1/projects/", {"slug": "p", "name": "P", "owner": "ghost"}), 400, "invalid", {"owner"}
+    )
     assert_error(admin.post("/api/v1/projects/", {"slug": "P!", "name": "P"}), 400, "invalid", {"slug", "owner"})
     assert_error(admin.patch("/api/v1/projects/nope/", {"name": "x"}), 404, "not_found")
     assert not Project.objects.exists()
 
 
 def test_procedure_create_get_patch(admin, viewer):
-    body = {"slug": "shorekeeper", "name": "Shorekeeper", "phases": ["preflight", "execute", "finalize"],
-            "executor": "local", "max_attempts": 5, "stall_timeout_seconds": 60}
+    body = {
+        "slug": "shorekeeper",
+        "name": "Shorekeeper",
+        "phases": ["preflight", "execute", "finalize"],
+        "executor": "local",
+        "max_attempts": 5,
+        "stall_timeout_seconds": 60,
+    }
     created = admin.post("/api/v1/procedures/", body)
     assert created.status_code == 201 and created.json() == body
     assert viewer.get("/api/v1/procedures/shorekeeper/").json() == body

@@ -63,7 +63,9 @@ def test_406_for_an_accept_header_that_is_not_json(viewer):
 def test_field_errors_map_each_field_to_its_messages(admin):
     body = assert_error(
         admin.post("/api/v1/agents/", {"name": "Bad Name", "kind": "robot", "active": "yes"}),
-        400, "invalid", {"name", "kind", "active"},
+        400,
+        "invalid",
+        {"name", "kind", "active"},
     )
     assert body["detail"] == "The request has invalid fields."
 
@@ -72,8 +74,9 @@ def test_a_body_that_is_not_an_object_is_a_field_error(admin):
     assert_error(admin.post("/api/v1/agents/", [1, 2], format="json"), 400, "invalid", {"non_field_errors"})
 
 
-@pytest.mark.parametrize("query", ["page_size=0", "page_size=201", "page_size=ten", "page_size=", "page=",
-                                   "page=0", "page=last", "page=-1"])
+@pytest.mark.parametrize(
+    "query", ["page_size=0", "page_size=201", "page_size=ten", "page_size=", "page=", "page=0", "page=last", "page=-1"]
+)
 def test_bad_page_or_page_size_is_refused_not_silently_changed(viewer, query):
     assert_error(viewer.get(f"/api/v1/tasks/?{query}"), 400, "invalid", {query.split("=")[0]})
 

@@ -8,10 +8,10 @@ from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from missioncontrol.api.services import api_token_create
 from planning.models import Event
 from retries.models import Attempt, IdempotencyKey
 from retries.services import idempotency_keys_expire
-from missioncontrol.api.services import api_token_create
 from tests.api.conftest import assert_error
 from tests.factories import ProcedureFactory, ProjectFactory, TaskFactory
 from tests.steps import fail_current, launch
@@ -64,8 +64,11 @@ def test_launch_and_repair_take_a_key_too(operator, task):
     repeat = operator.post(f"/api/v1/tasks/{task.slug}/repair/", {"reason": "fix"}, HTTP_IDEMPOTENCY_KEY="r-1")
     assert repair.status_code == repeat.status_code == 201 and repair.json() == repeat.json()
     assert Attempt.objects.filter(task=task).count() == 2
-    assert_error(operator.post(f"/api/v1/tasks/{task.slug}/repair/", {"reason": "other"}, HTTP_IDEMPOTENCY_KEY="r-1"),
-                 422, "idempotency_key_reused")
+    assert_error(
+        operator.post(f"/api/v1/tasks/{task.slug}/repair/", {"reason": "other"}, HTTP_IDEMPOTENCY_KEY="r-1"),
+        422,
+        "idempotency_key_reused",
+    )
 
 
 def test_a_refused_request_stores_nothing_under_its_key(operator, task):
@@ -78,8 +81,7 @@ def test_a_refused_request_stores_nothing_under_its_key(operator, task):
 @pytest.mark.parametrize("key", ["x" * 201, "has space", "caf\u00e9"])
 def test_a_malformed_key_is_a_400(operator, task, key):
     fail_current(task)
-    response = operator.post(f"/api/v1/tasks/{task.slug}/rerun/", {"reason": "r"},
-                             headers={"Idempotency-Key": key})
+    response = operator.post(f"/api/v1/tasks/{task.slug}/rerun/", {"reason": "r"}, headers={"Idempotency-Key": key})
     assert_error(response, 400, "invalid", {"Idempotency-Key"})
     assert Attempt.objects.filter(task=task).count() == 1
 
@@ -108,8 +110,12 @@ def test_twenty_simultaneous_reruns_with_one_key_make_one_attempt_and_identical_
             barrier.wait()
             client = APIClient()  # one client per thread, each on its own connection
             client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
-            response = client.post(f"/api/v1/tasks/{task.slug}/rerun/", {"reason": "storm"}, format="json",
-                                       HTTP_IDEMPOTENCY_KEY="storm-key")
+            response = client.post(
+                f"/api/v1/tasks/{task.slug}/rerun/",
+                {"reason": "storm"},
+                format="json",
+                HTTP_IDEMPOTENCY_KEY="storm-key",
+            )
             with lock:
                 answers.append((response.status_code, response.json()))
         finally:

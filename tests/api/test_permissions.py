@@ -16,8 +16,13 @@ OPERATOR = {"operator", "admin"}
 EXECUTOR = {"executor"}
 
 T = "/api/v1/tasks/policy-protocol-index-creation-proc-0"
-RUN = {"executor": "ext", "native_task_id": "nt-1", "native_run_id": "nr-1",
-       "task": "policy-protocol-index-creation-proc-0", "status": "running"}
+RUN = {
+    "executor": "ext",
+    "native_task_id": "nt-1",
+    "native_run_id": "nr-1",
+    "task": "policy-protocol-index-creation-proc-0",
+    "status": "running",
+}
 
 ENDPOINTS = [
     ("get", "/api/v1/agents/", None, READ),
@@ -44,8 +49,12 @@ ENDPOINTS = [
     ("post", f"{T}/rerun/", {"reason": "again", "supersede_active": True}, OPERATOR),
     ("post", f"{T}/repair/", {"reason": "fix"}, OPERATOR),
     ("post", f"{T}/cancel/", {"reason": "stop"}, OPERATOR),
-    ("post", "/api/v1/reruns/", {"tasks": [T.rsplit("/", 1)[1]], "reason": "again", "supersede_active": True},
-     OPERATOR),
+    (
+        "post",
+        "/api/v1/reruns/",
+        {"tasks": [T.rsplit("/", 1)[1]], "reason": "again", "supersede_active": True},
+        OPERATOR,
+    ),
     ("get", f"{T}/attempts/", None, READ),
     ("get", f"{T}/events/", None, READ),
     ("get", "/api/v1/attempts/{attempt}/", None, READ),
@@ -68,8 +77,11 @@ def test_role_matrix(clients, task, role, method, url, body, allowed):
     kwargs = {"format": "json"} if body is not None else {}
     if url.endswith("/docs/"):
         kwargs["HTTP_ACCEPT"] = "text/html"
-    response = getattr(clients[role], method)(url, body, **kwargs) if body is not None else getattr(
-        clients[role], method)(url, **kwargs)
+    response = (
+        getattr(clients[role], method)(url, body, **kwargs)
+        if body is not None
+        else getattr(clients[role], method)(url, **kwargs)
+    )
 
     if role == "anonymous":
         assert_error(response, 401, "not_authenticated")
@@ -90,5 +102,10 @@ def test_a_superuser_has_every_role(db, task):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
     attempt = client.post(f"{T}/launch/").json()
-    assert client.post(f"/api/v1/attempts/{attempt['id']}/phases/", {"phase": "preflight", "outcome": "passed"}).status_code == 201
+    assert (
+        client.post(
+            f"/api/v1/attempts/{attempt['id']}/phases/", {"phase": "preflight", "outcome": "passed"}
+        ).status_code
+        == 201
+    )
     assert client.post("/api/v1/agents/", {"name": "by-root"}).status_code == 201

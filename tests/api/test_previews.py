@@ -39,7 +39,10 @@ def test_a_rerun_preview_says_what_the_rerun_will_do(operator):
     assert body["allowed"] is True and body["refusal"] is None and body["action"] == "rerun"
     attempt = body["attempt"]
     assert (attempt["number"], attempt["kind"], attempt["requested_assignee"], attempt["assignee_source"]) == (
-        2, "rerun", "chosen", "explicit"
+        2,
+        "rerun",
+        "chosen",
+        "explicit",
     )
     assert attempt["supersedes"] == {"id": str(old.id), "number": 1, "cancels": False}
     assert {(r["kind"], r["value"]) for r in attempt["retires_native_ids"]} == {("run", "nr-1"), ("task", "nt-nr-1")}
@@ -66,6 +69,7 @@ def test_a_refused_rerun_is_previewed_with_the_code_the_rerun_answers(operator, 
         launch(task)
     elif setup == "succeeded":
         from tests.steps import report
+
         report(task, status="succeeded", native_run_id="nr-ok", attempt=launch(task))
     elif setup == "spent":
         fail_current(task)
@@ -95,15 +99,25 @@ def test_bad_input_is_the_actions_400_and_an_unknown_task_a_404(operator):
     fail_current(task)
     AgentFactory(name="gone", active=False)
     assert_error(operator.post(url(task), {"reason": " "}, format="json"), 400, "invalid", {"reason"})
-    assert_error(operator.post(url(task), {"reason": "x", "assignee": "gone"}, format="json"), 400, "invalid",
-                 {"assignee"})
-    assert_error(operator.post("/api/v1/tasks/no-such-task/rerun/preview/", {"reason": "x"}, format="json"), 404,
-                 "not_found")
+    assert_error(
+        operator.post(url(task), {"reason": "x", "assignee": "gone"}, format="json"), 400, "invalid", {"assignee"}
+    )
+    assert_error(
+        operator.post("/api/v1/tasks/no-such-task/rerun/preview/", {"reason": "x"}, format="json"), 404, "not_found"
+    )
 
 
-@pytest.mark.parametrize(("role", "status"), [
-    ("operator", 200), ("admin", 200), ("viewer", 403), ("executor", 403), ("outsider", 403), ("anonymous", 401),
-])
+@pytest.mark.parametrize(
+    ("role", "status"),
+    [
+        ("operator", 200),
+        ("admin", 200),
+        ("viewer", 403),
+        ("executor", 403),
+        ("outsider", 403),
+        ("anonymous", 401),
+    ],
+)
 def test_roles_are_the_actions(clients, role, status):
     task = TaskFactory()
     fail_current(task)
@@ -130,10 +144,13 @@ def test_previews_never_write_even_while_reruns_run_beside_them():
                     services.task_rerun_previews(slugs=[t.slug for t in tasks], reason="look")
                     services.task_repair_previews(slugs=[t.slug for t in tasks])
                     for task in tasks:
-                        services.task_page_previews(PlanningTask.objects.select_related(
-                            "procedure", "project__owner", "plan", "assignee").get(pk=task.pk))
+                        services.task_page_previews(
+                            PlanningTask.objects.select_related("procedure", "project__owner", "plan", "assignee").get(
+                                pk=task.pk
+                            )
+                        )
             statements.extend(q["sql"] for q in queries.captured_queries)
-        except BaseException as exc:  # noqa: BLE001 - reported to the main thread
+        except BaseException as exc:
             errors.append(exc)
         finally:
             close_old_connections()
@@ -142,8 +159,9 @@ def test_previews_never_write_even_while_reruns_run_beside_them():
         try:
             for _ in range(4):
                 for task in tasks:
-                    services.task_rerun(slug=task.slug, actor="op", reason="busy", supersede_active=True,
-                                        override_budget=True)
+                    services.task_rerun(
+                        slug=task.slug, actor="op", reason="busy", supersede_active=True, override_budget=True
+                    )
         finally:
             stop.set()
             close_old_connections()
@@ -167,11 +185,28 @@ def test_a_preview_changes_nothing_for_a_task_with_only_imported_history(operato
 
     AgentFactory(name="aemeath")
     task = TaskFactory()
-    retry_history_import(data=json.dumps({"version": 1, "entries": [{
-        "planningTaskId": task.slug, "attemptId": None, "attemptNumber": 1, "requestedAt": "2026-11-02T09:14:00Z",
-        "requestedAssigneeId": "aemeath", "nativeTaskId": "nt-1", "nativeRunId": "nr-1", "status": "failed",
-        "supersededAt": None, "supersededByAttemptId": None,
-    }]}), actor="importer")
+    retry_history_import(
+        data=json.dumps(
+            {
+                "version": 1,
+                "entries": [
+                    {
+                        "planningTaskId": task.slug,
+                        "attemptId": None,
+                        "attemptNumber": 1,
+                        "requestedAt": "2026-11-02T09:14:00Z",
+                        "requestedAssigneeId": "aemeath",
+                        "nativeTaskId": "nt-1",
+                        "nativeRunId": "nr-1",
+                        "status": "failed",
+                        "supersededAt": None,
+                        "supersededByAttemptId": None,
+                    }
+                ],
+            }
+        ),
+        actor="importer",
+    )
     planning_services.task_update(slug=task.slug, assignee=task.project.owner.name, actor="x")
     before = counts()
     body = operator.post(url(task), {"reason": "after migration"}, format="json").json()

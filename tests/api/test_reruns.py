@@ -30,7 +30,8 @@ def test_reruns_every_task_and_answers_in_request_order(operator, failed):
     results = response.json()["results"]
     assert [r["task"] for r in results] == slugs
     assert {(r["number"], r["kind"], r["status"], r["reason"]) for r in results} == {
-        (2, "rerun", "pending", "flaky network")}
+        (2, "rerun", "pending", "flaky network")
+    }
     for t in failed:
         t.refresh_from_db()
         assert t.status == PlanningTask.Status.LAUNCH_REQUESTED and t.attempt_count == 2
@@ -42,12 +43,16 @@ def test_one_task_that_cannot_be_rerun_refuses_the_request(operator, failed):
     before = Event.objects.count()
     body = assert_error(
         operator.post(URL, {"tasks": [failed[0].slug, launched.slug], "reason": "again"}, format="json"),
-        409, "rerun_refused", {"still-running"},
+        409,
+        "rerun_refused",
+        {"still-running"},
     )
     assert body["errors"]["still-running"][0].startswith("attempt_active:")
     body = assert_error(
         operator.post(URL, {"tasks": [failed[0].slug, "ghost"], "reason": "again"}, format="json"),
-        404, "not_found", {"ghost"},
+        404,
+        "not_found",
+        {"ghost"},
     )
     assert Event.objects.count() == before
     assert Attempt.objects.filter(task=failed[0]).count() == 1
@@ -77,10 +82,10 @@ def test_options_apply_to_every_task(operator, failed):
         t.max_attempts = 1
         t.save(update_fields=["max_attempts"])
     slugs = [t.slug for t in failed]
-    assert_error(operator.post(URL, {"tasks": slugs, "reason": "r"}, format="json"), 409, "rerun_refused",
-                 set(slugs))
-    response = operator.post(URL, {"tasks": slugs, "reason": "r", "override_budget": True, "assignee": "owner-bot"},
-                             format="json")
+    assert_error(operator.post(URL, {"tasks": slugs, "reason": "r"}, format="json"), 409, "rerun_refused", set(slugs))
+    response = operator.post(
+        URL, {"tasks": slugs, "reason": "r", "override_budget": True, "assignee": "owner-bot"}, format="json"
+    )
     assert response.status_code == 201, response.content
     assert {r["requested_assignee"] for r in response.json()["results"]} == {"owner-bot"}
 
@@ -91,14 +96,21 @@ def test_a_repeated_key_returns_the_first_response_and_creates_nothing(operator,
     assert first.status_code == 201
     # The attempts move on; the repeat still answers what the first request did.
     attempt_id = first.json()["results"][0]["id"]
-    assert executor.post(f"/api/v1/attempts/{attempt_id}/phases/", {"phase": "preflight", "outcome": "passed"},
-                         format="json").status_code == 201
+    assert (
+        executor.post(
+            f"/api/v1/attempts/{attempt_id}/phases/", {"phase": "preflight", "outcome": "passed"}, format="json"
+        ).status_code
+        == 201
+    )
     before = Event.objects.count()
     again = operator.post(URL, {"tasks": slugs, "reason": "r"}, format="json", HTTP_IDEMPOTENCY_KEY="bulk-1")
     assert (again.status_code, again.json()) == (201, first.json())
     assert Event.objects.count() == before
-    assert_error(operator.post(URL, {"tasks": slugs, "reason": "other"}, format="json",
-                               HTTP_IDEMPOTENCY_KEY="bulk-1"), 422, "idempotency_key_reused")
+    assert_error(
+        operator.post(URL, {"tasks": slugs, "reason": "other"}, format="json", HTTP_IDEMPOTENCY_KEY="bulk-1"),
+        422,
+        "idempotency_key_reused",
+    )
 
 
 def test_get_is_not_allowed(operator):
@@ -119,8 +131,9 @@ def test_a_bulk_rerun_reads_a_fixed_number_of_queries(operator, task):
     for prefix, n in (("few", 2), ("many", 12)):
         slugs = tasks(prefix, n)
         with CaptureQueriesContext(connection) as queries:
-            response = operator.post(URL, {"tasks": slugs, "reason": "r"}, format="json",
-                                     HTTP_IDEMPOTENCY_KEY=f"count-{prefix}")
+            response = operator.post(
+                URL, {"tasks": slugs, "reason": "r"}, format="json", HTTP_IDEMPOTENCY_KEY=f"count-{prefix}"
+            )
         assert response.status_code == 201, response.content
         counts.append(len(queries.captured_queries))
     assert counts[0] == counts[1], counts

@@ -7,9 +7,9 @@ import pytest
 from django.db import connection
 from rest_framework.test import APIClient
 
+from missioncontrol.api.services import api_token_create
 from planning.models import Event, PlanningTask
 from retries.models import Attempt, NativeRun, PhaseOutcome
-from missioncontrol.api.services import api_token_create
 from tests.api.conftest import assert_error, binding_of
 from tests.factories import TaskFactory
 from tests.steps import fail_current, launch
@@ -18,8 +18,14 @@ pytestmark = pytest.mark.django_db
 
 
 def report(for_task, run_id, status="running", **extra):
-    return {"executor": "ext", "native_task_id": f"nt-{run_id}", "native_run_id": run_id, "task": for_task.slug,
-            "status": status, **extra}
+    return {
+        "executor": "ext",
+        "native_task_id": f"nt-{run_id}",
+        "native_run_id": run_id,
+        "task": for_task.slug,
+        "status": status,
+        **extra,
+    }
 
 
 # --- attempts and phases ----------------------------------------------------------
@@ -29,9 +35,26 @@ def test_get_an_attempt(viewer, task):
     attempt = launch(task)
     body = viewer.get(f"/api/v1/attempts/{attempt.id}/").json()
     assert body["id"] == str(attempt.id) and body["task"] == task.slug and body["number"] == 1
-    assert set(body) == {"id", "task", "number", "kind", "status", "requested_by", "requested_at", "reason",
-                         "requested_assignee", "resume_phase", "phases", "superseded_at", "superseded_by",
-                         "native_task_id", "native_run_id", "failure", "started_at", "finished_at"}
+    assert set(body) == {
+        "id",
+        "task",
+        "number",
+        "kind",
+        "status",
+        "requested_by",
+        "requested_at",
+        "reason",
+        "requested_assignee",
+        "resume_phase",
+        "phases",
+        "superseded_at",
+        "superseded_by",
+        "native_task_id",
+        "native_run_id",
+        "failure",
+        "started_at",
+        "finished_at",
+    }
     assert_error(viewer.get("/api/v1/attempts/00000000-0000-4000-8000-000000000000/"), 404, "not_found")
 
 
@@ -55,16 +78,24 @@ def test_phase_errors(executor, operator, task):
     phases_url = f"/api/v1/attempts/{attempt.id}/phases/"
     assert_error(executor.post(phases_url, {"phase": "deploy", "outcome": "passed"}), 400, "invalid", {"phase"})
     assert_error(executor.post(phases_url, {"phase": "preflight", "outcome": "maybe"}), 400, "invalid", {"outcome"})
-    assert_error(executor.post("/api/v1/attempts/00000000-0000-4000-8000-000000000000/phases/",
-                               {"phase": "preflight", "outcome": "passed"}), 404, "not_found")
+    assert_error(
+        executor.post(
+            "/api/v1/attempts/00000000-0000-4000-8000-000000000000/phases/", {"phase": "preflight", "outcome": "passed"}
+        ),
+        404,
+        "not_found",
+    )
     executor.post(phases_url, {"phase": "preflight", "outcome": "passed"})
     assert_error(executor.post(phases_url, {"phase": "preflight", "outcome": "failed"}), 409, "phase_conflict")
     operator.post(f"/api/v1/tasks/{task.slug}/rerun/", {"reason": "replace", "supersede_active": True})
     assert_error(executor.post(phases_url, {"phase": "execute", "outcome": "passed"}), 409, "superseded")
     fresh = TaskFactory(project=task.project, procedure=task.procedure)
     done = fail_current(fresh)
-    assert_error(executor.post(f"/api/v1/attempts/{done.id}/phases/", {"phase": "preflight", "outcome": "passed"}),
-                 409, "attempt_finished")
+    assert_error(
+        executor.post(f"/api/v1/attempts/{done.id}/phases/", {"phase": "preflight", "outcome": "passed"}),
+        409,
+        "attempt_finished",
+    )
 
 
 # --- native runs ------------------------------------------------------------------
@@ -86,8 +117,9 @@ def test_report_rejections_and_the_list_filters(executor, viewer, task):
     attempt = launch(task)
     unknown = executor.post("/api/v1/native-runs/", report(task, "nr-x", task="ghost")).json()
     assert binding_of(unknown) == {"state": "rejected", "attempt_id": None, "reason": "unknown_task"}
-    stray = executor.post("/api/v1/native-runs/", report(
-        task, "nr-y", attempt_id="00000000-0000-4000-8000-000000000000")).json()
+    stray = executor.post(
+        "/api/v1/native-runs/", report(task, "nr-y", attempt_id="00000000-0000-4000-8000-000000000000")
+    ).json()
     assert stray["binding"]["reason"] == "unknown_attempt"
     executor.post("/api/v1/native-runs/", report(task, "nr-ok", attempt_id=str(attempt.id)))
 
@@ -144,7 +176,11 @@ def test_batch_applies_in_order_and_answers_in_order(executor, task):
     assert response.status_code == 200, response.content
     results = response.json()["results"]
     assert [(r["native_run_id"], r["status"]) for r in results] == [
-        ("nr-a", "running"), ("nr-b", "running"), ("nr-a", "failed"), ("nr-z", "running")]
+        ("nr-a", "running"),
+        ("nr-b", "running"),
+        ("nr-a", "failed"),
+        ("nr-z", "running"),
+    ]
     assert [r["binding"]["state"] for r in results] == ["bound", "bound", "bound", "rejected"]
     task.refresh_from_db()
     assert task.status == PlanningTask.Status.FAILED
@@ -153,8 +189,12 @@ def test_batch_applies_in_order_and_answers_in_order(executor, task):
 def test_batch_is_all_or_nothing_with_errors_by_index(executor, task):
     launch(task)
     before = Event.objects.count()
-    reports = [report(task, "nr-1"), {**report(task, "nr-2"), "status": "lost"}, report(task, "nr-3"),
-               {"executor": "ext"}]
+    reports = [
+        report(task, "nr-1"),
+        {**report(task, "nr-2"), "status": "lost"},
+        report(task, "nr-3"),
+        {"executor": "ext"},
+    ]
     body = assert_error(executor.post("/api/v1/native-runs/batch/", {"reports": reports}), 400, "invalid")
     assert set(body["errors"]) == {"1", "3"}
     assert set(body["errors"]["1"]) == {"status"}
@@ -181,8 +221,10 @@ def test_concurrent_batches_over_the_same_tasks_in_opposite_orders_do_not_deadlo
     tasks = [TaskFactory(project=project, procedure=procedure) for _ in range(6)]
     attempts = [launch(t) for t in tasks]
     forward = [report(t, f"nr-{t.slug}", attempt_id=str(a.id)) for t, a in zip(tasks, attempts, strict=True)]
-    backward = [report(t, f"nr-{t.slug}", status="succeeded", attempt_id=str(a.id))
-                for t, a in reversed(list(zip(tasks, attempts, strict=True)))]
+    backward = [
+        report(t, f"nr-{t.slug}", status="succeeded", attempt_id=str(a.id))
+        for t, a in reversed(list(zip(tasks, attempts, strict=True)))
+    ]
     key = api_token_create(username="batch-executor", role="executor").key
     statuses: list[int] = []
     barrier = threading.Barrier(8)
@@ -204,8 +246,10 @@ def test_concurrent_batches_over_the_same_tasks_in_opposite_orders_do_not_deadlo
 
     assert statuses == [200] * 8
     assert NativeRun.objects.count() == 6
-    assert all(a.status in (Attempt.Status.RUNNING, Attempt.Status.SUCCEEDED)
-               for a in Attempt.objects.filter(id__in=[a.id for a in attempts]))
+    assert all(
+        a.status in (Attempt.Status.RUNNING, Attempt.Status.SUCCEEDED)
+        for a in Attempt.objects.filter(id__in=[a.id for a in attempts])
+    )
 
 
 def test_max_length_counts_what_was_sent_before_trimming(executor, task):

@@ -19,7 +19,10 @@ def url(task, action=""):
 def succeed(executor, task):
     attempt = current(task)
     for phase in task.procedure.phases:
-        assert executor.post(f"/api/v1/attempts/{attempt.id}/phases/", {"phase": phase, "outcome": "passed"}).status_code == 201
+        assert (
+            executor.post(f"/api/v1/attempts/{attempt.id}/phases/", {"phase": phase, "outcome": "passed"}).status_code
+            == 201
+        )
     task.refresh_from_db()
     assert task.status == PlanningTask.Status.SUCCEEDED
 
@@ -28,18 +31,38 @@ def succeed(executor, task):
 
 
 def test_create_a_task_in_draft_with_the_owner_as_assignee(operator, task):
-    response = operator.post("/api/v1/tasks/", {
-        "slug": "t-new", "title": "New", "project": task.project.slug, "procedure": task.procedure.slug,
-        "params": {"depth": 2, "tags": ["a"]},
-    })
+    response = operator.post(
+        "/api/v1/tasks/",
+        {
+            "slug": "t-new",
+            "title": "New",
+            "project": task.project.slug,
+            "procedure": task.procedure.slug,
+            "params": {"depth": 2, "tags": ["a"]},
+        },
+    )
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["status"] == "draft" and body["assignee"] == "owner-bot"
     assert body["params"] == {"depth": 2, "tags": ["a"]}
     assert body["max_attempts"] == 3 and body["attempt_count"] == 0
     assert body["current_attempt"] is None and body["diagnostics"] is None and body["plan"] is None
-    assert set(body) == {"slug", "title", "project", "procedure", "plan", "status", "params", "assignee",
-                         "max_attempts", "attempt_count", "current_attempt", "diagnostics", "created_at", "updated_at"}
+    assert set(body) == {
+        "slug",
+        "title",
+        "project",
+        "procedure",
+        "plan",
+        "status",
+        "params",
+        "assignee",
+        "max_attempts",
+        "attempt_count",
+        "current_attempt",
+        "diagnostics",
+        "created_at",
+        "updated_at",
+    }
 
 
 def test_create_errors_name_each_field_and_change_nothing(operator, task):
@@ -47,16 +70,33 @@ def test_create_errors_name_each_field_and_change_nothing(operator, task):
     before = PlanningTask.objects.count()
     body = {"slug": "t-bad", "title": "x", "project": "nope", "procedure": "nope"}
     assert_error(operator.post("/api/v1/tasks/", body), 400, "invalid", {"project", "procedure"})
-    body = {"slug": "t-bad", "title": "x", "project": task.project.slug, "procedure": task.procedure.slug,
-            "plan": str(other_plan.id), "assignee": "ghost"}
+    body = {
+        "slug": "t-bad",
+        "title": "x",
+        "project": task.project.slug,
+        "procedure": task.procedure.slug,
+        "plan": str(other_plan.id),
+        "assignee": "ghost",
+    }
     assert_error(operator.post("/api/v1/tasks/", body), 400, "invalid", {"plan", "assignee"})
     body = {"slug": task.slug, "title": "dup", "project": task.project.slug, "procedure": task.procedure.slug}
     assert_error(operator.post("/api/v1/tasks/", body), 400, "invalid", {"slug"})
-    body = {"slug": "Bad Slug", "title": "", "project": task.project.slug, "procedure": task.procedure.slug,
-            "params": ["not", "an", "object"], "max_attempts": 0}
+    body = {
+        "slug": "Bad Slug",
+        "title": "",
+        "project": task.project.slug,
+        "procedure": task.procedure.slug,
+        "params": ["not", "an", "object"],
+        "max_attempts": 0,
+    }
     assert_error(operator.post("/api/v1/tasks/", body), 400, "invalid", {"slug", "title", "params", "max_attempts"})
-    body = {"slug": "t-nul", "title": "x", "project": task.project.slug, "procedure": task.procedure.slug,
-            "params": {"k": "nul\u0000byte"}}
+    body = {
+        "slug": "t-nul",
+        "title": "x",
+        "project": task.project.slug,
+        "procedure": task.procedure.slug,
+        "params": {"k": "nul\u0000byte"},
+    }
     assert_error(operator.post("/api/v1/tasks/", body), 400, "invalid", {"params"})
     assert PlanningTask.objects.count() == before
 
@@ -64,8 +104,14 @@ def test_create_errors_name_each_field_and_change_nothing(operator, task):
 def test_filters(viewer, task):
     other_owner = AgentFactory(name="other")
     plan = PlanFactory(project=task.project)
-    in_plan = TaskFactory(slug="alpha-in-plan", title="Index rebuild", project=task.project, plan=plan,
-                          procedure=task.procedure, assignee=other_owner)
+    in_plan = TaskFactory(
+        slug="alpha-in-plan",
+        title="Index rebuild",
+        project=task.project,
+        plan=plan,
+        procedure=task.procedure,
+        assignee=other_owner,
+    )
     fail_current(in_plan)
 
     def slugs(query):
@@ -88,12 +134,17 @@ def test_filters(viewer, task):
 
 def test_patch_edits_fields_but_never_status(operator, task):
     AgentFactory(name="new-assignee")
-    response = operator.patch(url(task), {"title": "Renamed", "params": {"x": 1}, "assignee": "new-assignee",
-                                          "max_attempts": 5})
+    response = operator.patch(
+        url(task), {"title": "Renamed", "params": {"x": 1}, "assignee": "new-assignee", "max_attempts": 5}
+    )
     assert response.status_code == 200, response.content
     body = response.json()
     assert (body["title"], body["params"], body["assignee"], body["max_attempts"]) == (
-        "Renamed", {"x": 1}, "new-assignee", 5)
+        "Renamed",
+        {"x": 1},
+        "new-assignee",
+        5,
+    )
     assert_error(operator.patch(url(task), {"status": "succeeded"}), 400, "invalid", {"status"})
     assert_error(operator.patch(url(task), {"assignee": "ghost"}), 400, "invalid", {"assignee"})
     assert_error(operator.patch(url(task), {"max_attempts": "many"}), 400, "invalid", {"max_attempts"})
@@ -159,11 +210,19 @@ def test_rerun_refusals(operator, task):
     assert_error(operator.post(url(task, "rerun"), {"reason": "x"}), 409, "attempt_active")
     assert_error(operator.post(url(task, "rerun"), {"reason": "   "}), 400, "invalid", {"reason"})
     assert_error(operator.post(url(task, "rerun"), {}), 400, "invalid", {"reason"})
-    assert_error(operator.post(url(task, "rerun"), {"reason": "x", "supersede_active": "yes"}), 400, "invalid",
-                 {"supersede_active"})
+    assert_error(
+        operator.post(url(task, "rerun"), {"reason": "x", "supersede_active": "yes"}),
+        400,
+        "invalid",
+        {"supersede_active"},
+    )
     AgentFactory(name="retired", active=False)
-    assert_error(operator.post(url(task, "rerun"), {"reason": "x", "assignee": "retired", "supersede_active": True}),
-                 400, "invalid", {"assignee"})
+    assert_error(
+        operator.post(url(task, "rerun"), {"reason": "x", "assignee": "retired", "supersede_active": True}),
+        400,
+        "invalid",
+        {"assignee"},
+    )
     assert_error(operator.post("/api/v1/tasks/ghost/rerun/", {"reason": "x"}), 404, "not_found")
     assert Attempt.objects.filter(task=task).count() == 1
 
@@ -233,7 +292,8 @@ def test_events_are_the_ledger_oldest_first(viewer, task):
     ids = [e["id"] for e in events]
     assert ids == sorted(ids) and events[0]["type"] == "task.created"
     assert list(Event.objects.filter(task=task).order_by("id").values_list("type", flat=True)) == [
-        e["type"] for e in events]
+        e["type"] for e in events
+    ]
     assert all(e["task"] == task.slug for e in events)
     assert set(events[0]) == {"id", "at", "type", "actor", "task", "attempt_id", "data"}
     assert_error(viewer.get("/api/v1/tasks/ghost/events/"), 404, "not_found")

@@ -77,9 +77,13 @@ def test_quick_soak_is_clean(tmp_path):
 
     text = out.read_text()
     assert "**clean**" in text
-    for check in ("5xx responses", "superseded runs bound", "tasks with attempt numbers missing or repeated",
-                  "repeated Idempotency-Keys not answered with the first 201",
-                  "verify_integrity exit status"):
+    for check in (
+        "5xx responses",
+        "superseded runs bound",
+        "tasks with attempt numbers missing or repeated",
+        "repeated Idempotency-Keys not answered with the first 201",
+        "verify_integrity exit status",
+    ):
         assert f"| {check} | 0 | 0 |" in text
     # The load really went through the API: reports were accepted and stale ones turned away.
     assert "| report | 201 |" in text

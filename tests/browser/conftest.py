@@ -53,8 +53,12 @@ def page(browser):
     context.set_default_timeout(15_000)
     page = context.new_page()
     violations: list[str] = []
-    page.on("console", lambda message: violations.append(f"{page.url}: {message.text} {message.location}")
-            if is_csp_violation(message) else None)
+    page.on(
+        "console",
+        lambda message: (
+            violations.append(f"{page.url}: {message.text} {message.location}") if is_csp_violation(message) else None
+        ),
+    )
     yield page
     context.close()
     assert not violations, "Content-Security-Policy violations:\n" + "\n".join(violations)

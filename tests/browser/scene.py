@@ -22,8 +22,9 @@ def _fail_in_phase(task: PlanningTask, *, run_id: str, message: str) -> Attempt:
     attempt = launch(task)
     report(task, status="running", native_run_id=run_id, attempt=attempt, phase="preflight")
     services.attempt_record_phase(attempt_id=attempt.id, phase="preflight", outcome="passed", actor="executor")
-    services.attempt_record_phase(attempt_id=attempt.id, phase="execute", outcome="failed", message=message,
-                                  actor="executor")
+    services.attempt_record_phase(
+        attempt_id=attempt.id, phase="execute", outcome="failed", message=message, actor="executor"
+    )
     return attempt
 
 
@@ -33,13 +34,21 @@ def build() -> Scene:
     AgentFactory(name="shorekeeper")
     AgentFactory(name="cartethyia", kind="human")
     project = ProjectFactory(slug="policy-protocol", name="Policy protocol", owner=owner)
-    procedure = ProcedureFactory(slug="aemeath-index", name="Index creation",
-                                 phases=["preflight", "execute", "finalize"], max_attempts=3)
+    procedure = ProcedureFactory(
+        slug="aemeath-index", name="Index creation", phases=["preflight", "execute", "finalize"], max_attempts=3
+    )
     plan = PlanFactory(name="nightly-indexes", project=project)
 
     def task(n: int, title: str, **kw) -> PlanningTask:
-        return TaskFactory(slug=f"policy-protocol-index-creation-proc-{n}", title=title, project=project,
-                           procedure=procedure, plan=plan, assignee=aemeath, **kw)
+        return TaskFactory(
+            slug=f"policy-protocol-index-creation-proc-{n}",
+            title=title,
+            project=project,
+            procedure=procedure,
+            plan=plan,
+            assignee=aemeath,
+            **kw,
+        )
 
     failed = task(0, "Create the policy index on the protocol store")
     _fail_in_phase(failed, run_id="nr-8812-1", message="index build timed out: lock wait exceeded on protocol_store")

@@ -204,9 +204,7 @@ def test_operator_reruns_a_boards_failures_together_and_the_refresh_waits_while_
     # replace the form (and the reason) under the operator's hands.
     page.evaluate("document.getElementById('board-live').dataset.marker = 'before'")
     form.locator('input[name="reason"]').fill("lock timeout raised on protocol_store")
-    services.attempt_record_phase(
-        attempt_id=current(s.running).id, phase="execute", outcome="passed", actor="executor"
-    )
+    services.attempt_record_phase(attempt_id=current(s.running).id, phase="execute", outcome="passed", actor="executor")
     page.wait_for_timeout(7_000)  # more than one poll interval (5 s)
     assert page.evaluate("document.getElementById('board-live').dataset.marker") == "before"
     expect(form.locator('input[name="reason"]')).to_have_value("lock timeout raised on protocol_store")
@@ -228,7 +226,8 @@ def test_operator_reruns_a_boards_failures_together_and_the_refresh_waits_while_
         task.refresh_from_db()
         assert (task.status, task.attempt_count) == ("launch_requested", before[task.slug] + 1)
         assert Attempt.objects.get(task=task, superseded_at__isnull=True).reason == (
-            "lock timeout raised on protocol_store")
+            "lock timeout raised on protocol_store"
+        )
     expect(page.locator("#board-rerun")).to_have_count(0)
 
 
@@ -286,5 +285,6 @@ def test_operator_reruns_a_plans_failures_together_from_its_card(live_server, pa
         task.refresh_from_db()
         assert (task.status, task.attempt_count) == ("launch_requested", before[task.slug] + 1)
         assert Attempt.objects.get(task=task, superseded_at__isnull=True).reason == (
-            "lock timeout raised on protocol_store")
+            "lock timeout raised on protocol_store"
+        )
     expect(page.locator("article.plan", has_text="nightly-indexes")).to_contain_text("No failed task.")

@@ -63,31 +63,43 @@ def break_seed_000_tasks(tmp_path) -> BrokenSeed:
     # proc-0: failed; the operator cleared nativeTaskId/nativeRunId and set the
     # task back to launch_requested by hand.
     old0 = fail_current(proc0, native_run_id="nr-p0-1")
-    sql("UPDATE retries_attempt SET native_task_id = NULL, native_run_id = NULL, status = 'pending' WHERE id = %s",
-        old0.id)
+    sql(
+        "UPDATE retries_attempt SET native_task_id = NULL, native_run_id = NULL, status = 'pending' WHERE id = %s",
+        old0.id,
+    )
     sql("UPDATE planning_planningtask SET status = 'launch_requested' WHERE id = %s", proc0.id)
 
     # proc-1: rerun with an explicit assignee, then the new attempt was relinked
     # to the old failed run and the task marked failed again.
     old1 = fail_current(proc1, native_run_id="nr-p1-1")
     rerun1 = services.task_rerun(slug=proc1.slug, actor="op", reason="again", assignee=aemeath.name).attempt
-    sql("UPDATE retries_attempt SET native_task_id = %s, native_run_id = %s, status = 'failed' WHERE id = %s",
-        old1.native_task_id, old1.native_run_id, rerun1.id)
+    sql(
+        "UPDATE retries_attempt SET native_task_id = %s, native_run_id = %s, status = 'failed' WHERE id = %s",
+        old1.native_task_id,
+        old1.native_run_id,
+        rerun1.id,
+    )
     sql("UPDATE planning_planningtask SET status = 'failed' WHERE id = %s", proc1.id)
 
     # proc-2: failed twice; counter and status edited, assignee drifted to the owner.
     fail_current(proc2, native_run_id="nr-p2-1")
     services.task_rerun(slug=proc2.slug, actor="op", reason="again", assignee=shorekeeper.name)
     fail_current(proc2, native_run_id="nr-p2-2")
-    sql("UPDATE planning_planningtask SET status = 'succeeded', attempt_count = 7, assignee_id = %s WHERE id = %s",
-        owner.id, proc2.id)
+    sql(
+        "UPDATE planning_planningtask SET status = 'succeeded', attempt_count = 7, assignee_id = %s WHERE id = %s",
+        owner.id,
+        proc2.id,
+    )
 
     # sentinel: imported failed history, rerun, and relinked to the legacy run.
     rerun_s = services.task_rerun(
         slug=sentinel.slug, actor="op", reason="after migration", assignee=shorekeeper.name
     ).attempt
-    sql("UPDATE retries_attempt SET native_task_id = 'nt-9120', native_run_id = 'nr-9120-1', status = 'running' "
-        "WHERE id = %s", rerun_s.id)
+    sql(
+        "UPDATE retries_attempt SET native_task_id = 'nt-9120', native_run_id = 'nr-9120-1', status = 'running' "
+        "WHERE id = %s",
+        rerun_s.id,
+    )
     sql("UPDATE planning_planningtask SET status = 'running' WHERE id = %s", sentinel.id)
 
     return BrokenSeed(
@@ -123,8 +135,9 @@ def assert_repaired(seed: BrokenSeed) -> None:
     # Every old native id is retired: the old failed runs never bind again,
     # while a run of the fresh attempt does.
     for task, run_id, native_task_id in seed.old_runs:
-        again, _ = report(task, status="running", native_run_id=run_id + "-again", native_task_id=native_task_id,
-                          created_at=ago(-5))
+        again, _ = report(
+            task, status="running", native_run_id=run_id + "-again", native_task_id=native_task_id, created_at=ago(-5)
+        )
         assert again.binding == NativeRun.Binding.REJECTED, task.slug
         fresh, _ = report(task, status="running", native_run_id=f"nr-fresh-{task.id}", attempt=current(task))
         assert fresh.binding == NativeRun.Binding.BOUND, task.slug

@@ -141,7 +141,7 @@ def test_validation_catches_damaged_snapshots():
     naive_time = json.loads(json.dumps(document))
     naive_time["generated_at"] = "2026-11-02T09:14:00"
     assert any(p.startswith("generated_at:") for p in snapshot_problems(json.dumps(naive_time).encode()))
-    assert snapshot_problems(b'{"truncated": ') [0].startswith("not valid JSON")
+    assert snapshot_problems(b'{"truncated": ')[0].startswith("not valid JSON")
 
 
 def test_the_documented_schema_is_the_one_enforced():

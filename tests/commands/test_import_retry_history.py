@@ -130,8 +130,9 @@ def test_imported_task_is_rerun_with_a_fresh_attempt_and_old_runs_never_bind(tmp
     assert rerun.number == 3 and rerun.kind == "rerun" and current(task) == rerun
     # The old system's runs report again (legacy, no attempt id, "new" created_at): never bound.
     for native_task_id, native_run_id in (("nt-8812", "nr-8812-9"), ("nt-other", "nr-8812-2")):
-        run_row, _ = report(task, status="failed", native_run_id=native_run_id, native_task_id=native_task_id,
-                            created_at=ago(-5))
+        run_row, _ = report(
+            task, status="failed", native_run_id=native_run_id, native_task_id=native_task_id, created_at=ago(-5)
+        )
         assert run_row.binding == NativeRun.Binding.REJECTED and run_row.binding_reason == "retired_native_id"
     # A run of the fresh attempt binds.
     fresh, _ = report(task, status="running", native_run_id="nr-new", attempt=rerun)
@@ -175,8 +176,15 @@ def test_the_same_file_again_changes_nothing(tmp_path):
 def test_a_file_with_one_more_entry_imports_only_that_one(tmp_path):
     task = TaskFactory()
     assert run("import_retry_history", str(write(tmp_path, [entry(task)]))).code == 0
-    second = entry(task, attemptId=None, attemptNumber=2, nativeTaskId="nt-2", nativeRunId="nr-2",
-                   requestedAt="2026-11-03T00:00:00Z", status="cancelled")
+    second = entry(
+        task,
+        attemptId=None,
+        attemptNumber=2,
+        nativeTaskId="nt-2",
+        nativeRunId="nr-2",
+        requestedAt="2026-11-03T00:00:00Z",
+        status="cancelled",
+    )
 
     result = run("import_retry_history", str(write(tmp_path, [entry(task), second])))
 
@@ -217,8 +225,14 @@ def test_wrong_types_are_all_listed_with_index_and_field(tmp_path):
         [
             entry(task),
             entry(task, attemptId="not-a-uuid", attemptNumber="2", requestedAt=5, status="exploded"),
-            entry(task, attemptId=None, attemptNumber=True, requestedAt="2026-11-02T09:14:00",
-                  nativeRunId=17, supersededAt="yesterday"),
+            entry(
+                task,
+                attemptId=None,
+                attemptNumber=True,
+                requestedAt="2026-11-02T09:14:00",
+                nativeRunId=17,
+                supersededAt="yesterday",
+            ),
             "not an object",
         ],
     )
@@ -274,8 +288,10 @@ def test_unknown_task_is_refused_and_the_known_ones_are_not_imported_either(tmp_
 
 def test_unknown_assignee_is_refused(tmp_path):
     task = TaskFactory()
-    assert_refused(write(tmp_path, [entry(task, requestedAssigneeId="ghost")]),
-                   "entry 0, field requestedAssigneeId: No agent named 'ghost'.")
+    assert_refused(
+        write(tmp_path, [entry(task, requestedAssigneeId="ghost")]),
+        "entry 0, field requestedAssigneeId: No agent named 'ghost'.",
+    )
 
 
 def test_duplicate_entries_are_refused(tmp_path):
@@ -311,15 +327,18 @@ def test_entry_superseded_by_an_attempt_of_another_task_is_refused(tmp_path):
     other_attempt = launch(other)
     path = write(tmp_path, [entry(task, supersededByAttemptId=str(other_attempt.id))])
 
-    assert_refused(path, f"entry 0, field supersededByAttemptId: Attempt {other_attempt.id} belongs to task {other.slug}.")
+    assert_refused(
+        path, f"entry 0, field supersededByAttemptId: Attempt {other_attempt.id} belongs to task {other.slug}."
+    )
 
 
 def test_entry_superseded_by_an_attempt_in_the_database_is_linked(tmp_path):
     task = TaskFactory()
     assert run("import_retry_history", str(write(tmp_path, [entry(task)]))).code == 0
     later = entry(task, attemptId=A2, attemptNumber=2, nativeTaskId="nt-2", nativeRunId="nr-2")
-    earlier_link = entry(task, attemptId=None, attemptNumber=3, nativeTaskId="nt-3", nativeRunId="nr-3",
-                         supersededByAttemptId=A1)
+    earlier_link = entry(
+        task, attemptId=None, attemptNumber=3, nativeTaskId="nt-3", nativeRunId="nr-3", supersededByAttemptId=A1
+    )
 
     assert run("import_retry_history", str(write(tmp_path, [later, earlier_link], name="b.json"))).code == 0
     assert Attempt.objects.get(task=task, number=3).superseded_by_id == Attempt.objects.get(number=1, task=task).id
@@ -339,22 +358,28 @@ def test_history_after_attempts_made_here_is_refused(tmp_path):
     task = TaskFactory()
     fail_current(task)
 
-    assert_refused(write(tmp_path, [entry(task, attemptNumber=2)]),
-                   "entry 0, field attemptNumber: Task " + task.slug + " has attempts made here from #1 on")
+    assert_refused(
+        write(tmp_path, [entry(task, attemptNumber=2)]),
+        "entry 0, field attemptNumber: Task " + task.slug + " has attempts made here from #1 on",
+    )
 
 
 def test_same_attempt_id_with_different_content_is_refused(tmp_path):
     task = TaskFactory()
     assert run("import_retry_history", str(write(tmp_path, [entry(task)]))).code == 0
 
-    assert_refused(write(tmp_path, [entry(task, status="succeeded")]),
-                   f"entry 0, field attemptId: Attempt {A1} already exists (#1 of task {task.slug}) and is not this entry.")
+    assert_refused(
+        write(tmp_path, [entry(task, status="succeeded")]),
+        f"entry 0, field attemptId: Attempt {A1} already exists (#1 of task {task.slug}) and is not this entry.",
+    )
 
 
 def test_gaps_in_numbers_are_refused(tmp_path):
     task = TaskFactory()
-    assert_refused(write(tmp_path, [entry(task, attemptNumber=2)]),
-                   f"entry 0, field attemptNumber: Task {task.slug} would have attempts [2]: numbers must run 1..n")
+    assert_refused(
+        write(tmp_path, [entry(task, attemptNumber=2)]),
+        f"entry 0, field attemptNumber: Task {task.slug} would have attempts [2]: numbers must run 1..n",
+    )
 
 
 def test_a_live_native_id_cannot_be_retired(tmp_path):
@@ -374,8 +399,10 @@ def test_an_inconsistent_task_must_be_repaired_first(tmp_path):
     from planning.services import task_mark_inconsistent
 
     task_mark_inconsistent(task_id=task.id, problems=["test"], actor="tests")
-    assert_refused(write(tmp_path, [entry(task)]),
-                   f"entry 0, field planningTaskId: Task {task.slug} disagrees with its ledger; repair it first.")
+    assert_refused(
+        write(tmp_path, [entry(task)]),
+        f"entry 0, field planningTaskId: Task {task.slug} disagrees with its ledger; repair it first.",
+    )
 
 
 def test_missing_file_is_a_clear_error(tmp_path):

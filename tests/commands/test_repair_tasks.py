@@ -3,11 +3,11 @@ including the repair of the four seed-000 tasks from their broken state."""
 
 import pytest
 
+from missioncontrol.errors import ServiceError
 from planning.models import Event
 from retries import services
 from retries.integrity import integrity_problems
 from retries.models import Attempt, RetiredNativeId
-from missioncontrol.errors import ServiceError
 from tests.factories import AgentFactory, TaskFactory
 from tests.steps import current, fail_current
 
@@ -15,7 +15,6 @@ from .helpers import db_state, run
 from .seed000 import DEMO_FILE, SEED_000, assert_all_marked_inconsistent, assert_repaired, break_seed_000_tasks, sql
 
 pytestmark = pytest.mark.django_db
-
 
 
 def test_repairs_each_task_and_prints_what_it_did():
@@ -34,10 +33,15 @@ def test_repairs_each_task_and_prints_what_it_did():
     assert (b.number, b.kind) == (2, "repair")
     assert Attempt.objects.filter(task=first, superseded_at__isnull=False).count() == 2
     assert set(RetiredNativeId.objects.filter(task=first).values_list("value", flat=True)) == {
-        "nr-first", "nt-nr-first", "nr-first-2", "nt-nr-first-2"
+        "nr-first",
+        "nt-nr-first",
+        "nr-first-2",
+        "nt-nr-first-2",
     }
-    assert f"{first.slug}: repaired: start repair attempt #3 for chosen (previous attempt #2); supersede attempt #2; " \
-           "start from the first phase; retire native ids nr-first, nr-first-2, nt-nr-first, nt-nr-first-2" in result.out
+    assert (
+        f"{first.slug}: repaired: start repair attempt #3 for chosen (previous attempt #2); supersede attempt #2; "
+        "start from the first phase; retire native ids nr-first, nr-first-2, nt-nr-first, nt-nr-first-2" in result.out
+    )
     assert f"-> attempt #3 {a.id} for chosen" in result.out
     assert Event.objects.filter(task=first, type="repair.started", data__reason="relinked to old runs").exists()
 
@@ -61,8 +65,10 @@ def test_dry_run_prints_the_plan_and_changes_nothing():
     result = run("repair_tasks", task.slug, "--reason", "check", "--dry-run")
 
     assert result.code == 0
-    assert f"{task.slug}: would start repair attempt #2 for {task.project.owner.name} (previous attempt #1); " \
-           "supersede attempt #1; start from the first phase; retire native ids nr-1, nt-nr-1" in result.out
+    assert (
+        f"{task.slug}: would start repair attempt #2 for {task.project.owner.name} (previous attempt #1); "
+        "supersede attempt #1; start from the first phase; retire native ids nr-1, nt-nr-1" in result.out
+    )
     assert "Dry run: nothing was changed." in result.out
     assert db_state() == before
 

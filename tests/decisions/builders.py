@@ -12,14 +12,30 @@ PHASES = ("preflight", "execute", "finalize")
 
 
 def task(**kw) -> TaskFacts:
-    values = dict(slug="t", status="failed", attempt_count=1, max_attempts=3, phases=PHASES,
-                  assignee="owner", project_owner="owner", inconsistency=None, plan_paused=False)
+    values = dict(
+        slug="t",
+        status="failed",
+        attempt_count=1,
+        max_attempts=3,
+        phases=PHASES,
+        assignee="owner",
+        project_owner="owner",
+        inconsistency=None,
+        plan_paused=False,
+    )
     values.update(kw)
     return TaskFacts(**values)
 
 
 def attempt(number: int = 1, **kw) -> AttemptFacts:
-    values = dict(id=uuid.UUID(int=number), number=number, kind="initial", status="failed",
-                  requested_at=T0 + dt.timedelta(minutes=number), requested_by="op", requested_assignee=None)
+    values = dict(
+        id=uuid.UUID(int=number),
+        number=number,
+        kind="initial",
+        status="failed",
+        requested_at=T0 + dt.timedelta(minutes=number),
+        requested_by="op",
+        requested_assignee=None,
+    )
     values.update(kw)
     return AttemptFacts(**values)

@@ -50,8 +50,13 @@ def test_rerun_refusals(facts, flags, code):
     [
         ("chosen", attempt(2, requested_assignee="aemeath"), "tasker", "owner", ("chosen", "explicit")),
         (None, attempt(2, requested_assignee="aemeath"), "tasker", "owner", ("aemeath", "previous attempt #2")),
-        (None, attempt(1, requested_assignee="aemeath", imported=True, superseded_at=T0), "owner", "owner",
-         ("aemeath", "previous imported attempt #1")),
+        (
+            None,
+            attempt(1, requested_assignee="aemeath", imported=True, superseded_at=T0),
+            "owner",
+            "owner",
+            ("aemeath", "previous imported attempt #1"),
+        ),
         (None, attempt(2, requested_assignee=None), "tasker", "owner", ("tasker", "task assignee")),
         (None, None, "tasker", "owner", ("tasker", "task assignee")),
         (None, None, None, "owner", ("owner", "project owner")),

@@ -38,8 +38,12 @@ def test_resume_after_each_phase(passed, expected):
 
 @pytest.mark.parametrize(
     ("phases", "phase", "kind"),
-    [(PHASES, "finalize", "finalization_failed"), (PHASES, "execute", "phase_failed"),
-     (PHASES, "preflight", "phase_failed"), (("only",), "only", "phase_failed")],
+    [
+        (PHASES, "finalize", "finalization_failed"),
+        (PHASES, "execute", "phase_failed"),
+        (PHASES, "preflight", "phase_failed"),
+        (("only",), "only", "phase_failed"),
+    ],
 )
 def test_finalization_is_told_from_the_work(phases, phase, kind):
     assert phase_failure_kind(phases, phase) == kind
@@ -49,8 +53,9 @@ def test_retry_resumes_at_the_first_phase_not_passed_and_says_why():
     current = attempt(1, failure_kind="stalled", failure_phase="execute")
     plan = decide_retry_or_block(task(), [current], passed={"preflight"})
     assert isinstance(plan, NextAttempt) and plan.kind == "retry" and plan.resume_phase == "execute"
-    assert plan.reason == ("automatic retry after stalled in execute; resume at execute, the first phase not yet "
-                           "passed (preflight passed)")
+    assert plan.reason == (
+        "automatic retry after stalled in execute; resume at execute, the first phase not yet passed (preflight passed)"
+    )
     assert plan.extra == {"finalization": False}
 
 
@@ -70,16 +75,18 @@ def test_a_spent_budget_blocks_with_the_budget_decision():
 
 @pytest.mark.parametrize(
     ("facts", "current_status"),
-    [(dict(status="succeeded"), "succeeded"), (dict(inconsistency="x"), "failed"), (dict(), "running"),
-     (dict(plan_paused=True), "failed")],
+    [
+        (dict(status="succeeded"), "succeeded"),
+        (dict(inconsistency="x"), "failed"),
+        (dict(), "running"),
+        (dict(plan_paused=True), "failed"),
+    ],
 )
 def test_retry_skips(facts, current_status):
     assert isinstance(decide_retry_or_block(task(**facts), [attempt(1, status=current_status)], passed=set()), Skip)
 
 
-@pytest.mark.parametrize(
-    ("silent", "stalled"), [(dt.timedelta(seconds=59), False), (dt.timedelta(seconds=60), True)]
-)
+@pytest.mark.parametrize(("silent", "stalled"), [(dt.timedelta(seconds=59), False), (dt.timedelta(seconds=60), True)])
 def test_stall(silent, stalled):
     check = stall_check(now=T0 + silent, last_sign_of_life=T0, timeout_seconds=60)
     assert check.stalled is stalled and check.reason
@@ -96,18 +103,27 @@ def test_stall(silent, stalled):
         (dict(phase="execute", outcome="failed"), ("record", "failed")),
         (dict(phase="finalize", passed={"preflight", "execute"}), ("record", "succeeded")),
         (dict(phase="execute"), ("record", None)),
-        (dict(phase="finalize", attempt=attempt(2, status="running", resume_phase="finalize")), ("record", "succeeded")),
+        (
+            dict(phase="finalize", attempt=attempt(2, status="running", resume_phase="finalize")),
+            ("record", "succeeded"),
+        ),
     ],
 )
 def test_phase_outcomes(kwargs, expected):
-    args = dict(phases=PHASES, phase="preflight", outcome="passed", existing=None, attempt=attempt(1, status="running"),
-                passed=set())
+    args = dict(
+        phases=PHASES,
+        phase="preflight",
+        outcome="passed",
+        existing=None,
+        attempt=attempt(1, status="running"),
+        passed=set(),
+    )
     args.update(kwargs)
     decision = decide_phase_outcome(**args)
     if isinstance(decision, Refusal):
         assert ("refused", decision.code) == expected
     elif not decision.record:
-        assert ("noop", None) == expected
+        assert expected == ("noop", None)
     else:
         assert isinstance(decision, PhaseRecord) and ("record", decision.ends_as) == expected
 
@@ -115,12 +131,36 @@ def test_phase_outcomes(kwargs, expected):
 @pytest.mark.parametrize(
     ("kwargs", "ok"),
     [
-        (dict(task_status="failed", task_ledger_status="failed", attempt_number=1, attempt_status="failed",
-              attempt_ledger_status="failed"), True),
-        (dict(task_status="failed", task_ledger_status="succeeded", attempt_number=1, attempt_status="failed",
-              attempt_ledger_status="succeeded"), False),
-        (dict(task_status="failed", task_ledger_status="failed", attempt_number=1, attempt_status="failed",
-              attempt_ledger_status="running"), False),
+        (
+            dict(
+                task_status="failed",
+                task_ledger_status="failed",
+                attempt_number=1,
+                attempt_status="failed",
+                attempt_ledger_status="failed",
+            ),
+            True,
+        ),
+        (
+            dict(
+                task_status="failed",
+                task_ledger_status="succeeded",
+                attempt_number=1,
+                attempt_status="failed",
+                attempt_ledger_status="succeeded",
+            ),
+            False,
+        ),
+        (
+            dict(
+                task_status="failed",
+                task_ledger_status="failed",
+                attempt_number=1,
+                attempt_status="failed",
+                attempt_ledger_status="running",
+            ),
+            False,
+        ),
         (dict(task_status="failed", task_ledger_status=None), False),
         (dict(task_status="failed", task_ledger_status="failed", inconsistency="marked"), False),
         # The seed-002 safety net: a row left running while the ledger says
@@ -153,9 +193,13 @@ def test_forward_only(move, current, target, apply, late):
 @pytest.mark.parametrize(
     ("counts", "paused", "status"),
     [
-        ({}, False, "draft"), ({"draft": 2}, False, "draft"), ({"running": 1, "failed": 1}, False, "running"),
-        ({"failed": 1, "succeeded": 2}, False, "failed"), ({"blocked": 1}, False, "failed"),
-        ({"succeeded": 2, "cancelled": 1}, False, "succeeded"), ({"cancelled": 2}, False, "cancelled"),
+        ({}, False, "draft"),
+        ({"draft": 2}, False, "draft"),
+        ({"running": 1, "failed": 1}, False, "running"),
+        ({"failed": 1, "succeeded": 2}, False, "failed"),
+        ({"blocked": 1}, False, "failed"),
+        ({"succeeded": 2, "cancelled": 1}, False, "succeeded"),
+        ({"cancelled": 2}, False, "cancelled"),
         ({"running": 1}, True, "paused"),
     ],
 )

@@ -43,22 +43,32 @@ fresh = TaskFactory(project=project, procedure=procedure)
 launch(fresh)
 batch = services.native_run_report_batch(
     reports=[
-        services.RunReport(executor="ext", native_task_id=f"nt-{t.slug}", native_run_id=f"nr-{t.slug}",
-                           task=t.slug, status="running", attempt_id=current(t).id)
+        services.RunReport(
+            executor="ext",
+            native_task_id=f"nt-{t.slug}",
+            native_run_id=f"nr-{t.slug}",
+            task=t.slug,
+            status="running",
+            attempt_id=current(t).id,
+        )
         for t in (*tasks, fresh)
     ],
     actor="executor",
 )
 
-print(json.dumps({
-    "vendor": connection.vendor,
-    "retried": len(retried),
-    "started_when_spent": len(started_when_spent),
-    "after_block": after_block,
-    "reruns": [r.attempt.number for r in reruns],
-    "bound": sorted(run.binding for run, _created in batch),
-    "superseded": Attempt.objects.filter(superseded_at__isnull=False).count(),
-    "retired": RetiredNativeId.objects.count(),
-    "statuses": sorted(PlanningTask.objects.values_list("status", flat=True)),
-    "problems": [str(p) for p in integrity_problems()],
-}))
+print(
+    json.dumps(
+        {
+            "vendor": connection.vendor,
+            "retried": len(retried),
+            "started_when_spent": len(started_when_spent),
+            "after_block": after_block,
+            "reruns": [r.attempt.number for r in reruns],
+            "bound": sorted(run.binding for run, _created in batch),
+            "superseded": Attempt.objects.filter(superseded_at__isnull=False).count(),
+            "retired": RetiredNativeId.objects.count(),
+            "statuses": sorted(PlanningTask.objects.values_list("status", flat=True)),
+            "problems": [str(p) for p in integrity_problems()],
+        }
+    )
+)

@@ -16,11 +16,21 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_set_based_services_run_on_the_embedded_default(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "CELERY_BROKER_URL"}}
-    env.update({"DEBUG": "1", "MISSIONCONTROL_VAR_DIR": str(tmp_path), "PYTHONPATH": str(ROOT),
-                "DJANGO_SETTINGS_MODULE": "missioncontrol.settings"})
+    env.update(
+        {
+            "DEBUG": "1",
+            "MISSIONCONTROL_VAR_DIR": str(tmp_path),
+            "PYTHONPATH": str(ROOT),
+            "DJANGO_SETTINGS_MODULE": "missioncontrol.settings",
+        }
+    )
     result = subprocess.run(
         [sys.executable, str(ROOT / "tests" / "embedded" / "story.py")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr[-4000:]
     found = json.loads(result.stdout.strip().splitlines()[-1])

@@ -57,8 +57,16 @@ class Worker:
     """``celery worker`` as a subprocess in its own process group, so a test
     can SIGKILL the whole worker (main process and pool children) at once."""
 
-    def __init__(self, *, queue: str, db_name: str, log_path: Path, env: dict[str, str] | None = None,
-                 concurrency: int = 2, broker_url: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        queue: str,
+        db_name: str,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+        concurrency: int = 2,
+        broker_url: str | None = None,
+    ) -> None:
         self.queue = queue
         # The broker the test process publishes to unless told otherwise.
         self.broker_url = broker_url or celery_app.conf.broker_write_url
@@ -83,10 +91,32 @@ class Worker:
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         start_offset = self.log_path.stat().st_size
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "tests.execution.worker_app", "worker",
-             "-Q", self.queue, "-n", self.node, "--pool", "prefork", "--concurrency", str(self.concurrency),
-             "--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", "INFO"],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "tests.execution.worker_app",
+                "worker",
+                "-Q",
+                self.queue,
+                "-n",
+                self.node,
+                "--pool",
+                "prefork",
+                "--concurrency",
+                str(self.concurrency),
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "--loglevel",
+                "INFO",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
         def ready() -> bool:
@@ -341,8 +371,11 @@ def celery_worker(django_db_setup, django_db_blocker, broker, worker_queue, http
         log_path=tmp_path_factory.mktemp("worker") / "worker.log",
         # The execution tests drive the local executor's phases through task
         # params (retries/demo/faults.py), whatever DEBUG says.
-        env={"HTTP_EXECUTOR_URL": http_gateway.url, "HTTP_EXECUTOR_TIMEOUT": str(GATEWAY_TIMEOUT),
-             "LOCAL_EXECUTOR_FAULTS": "1"},
+        env={
+            "HTTP_EXECUTOR_URL": http_gateway.url,
+            "HTTP_EXECUTOR_TIMEOUT": str(GATEWAY_TIMEOUT),
+            "LOCAL_EXECUTOR_FAULTS": "1",
+        },
     )
     worker.start()
     yield worker

@@ -38,8 +38,10 @@ def test_demo_loads_the_seed_000_situation():
 
     assert sorted(PlanningTask.objects.values_list("slug", flat=True)) == sorted(SLUGS)
     assert set(SLUGS) == {
-        "policy-protocol-index-creation-proc-0", "policy-protocol-index-creation-proc-1",
-        "policy-protocol-index-creation-proc-2", "high-signal-governance-stability-sentinel-proc-1",
+        "policy-protocol-index-creation-proc-0",
+        "policy-protocol-index-creation-proc-1",
+        "policy-protocol-index-creation-proc-2",
+        "high-signal-governance-stability-sentinel-proc-1",
     }
     for slug in ("aemeath", "shorekeeper"):
         procedure = Procedure.objects.get(slug=slug)

@@ -49,19 +49,31 @@ def reporter(base_url: str, token: str):
         session.headers["Authorization"] = f"Token {token}"
 
         def native(status: str, phase: str) -> None:
-            response = session.post(f"{base_url}/api/v1/native-runs/", json={
-                "executor": "http", "native_task_id": run["native_task_id"], "native_run_id": run["native_run_id"],
-                "task": launch_body["task"], "attempt_id": attempt_id, "status": status,
-                "created_at": timezone.now().isoformat(), "phase": phase,
-            }, timeout=10)
+            response = session.post(
+                f"{base_url}/api/v1/native-runs/",
+                json={
+                    "executor": "http",
+                    "native_task_id": run["native_task_id"],
+                    "native_run_id": run["native_run_id"],
+                    "task": launch_body["task"],
+                    "attempt_id": attempt_id,
+                    "status": status,
+                    "created_at": timezone.now().isoformat(),
+                    "phase": phase,
+                },
+                timeout=10,
+            )
             assert response.status_code in (200, 201), response.text
 
         phases = launch_body["phases"]
         start = phases.index(launch_body["resume_phase"]) if launch_body["resume_phase"] else 0
         native("running", phases[start])
         for phase in phases[start:]:
-            response = session.post(f"{base_url}/api/v1/attempts/{attempt_id}/phases/",
-                                     json={"phase": phase, "outcome": "passed"}, timeout=10)
+            response = session.post(
+                f"{base_url}/api/v1/attempts/{attempt_id}/phases/",
+                json={"phase": phase, "outcome": "passed"},
+                timeout=10,
+            )
             assert response.status_code == 201, response.text
         native("succeeded", phases[-1])
 
@@ -74,8 +86,11 @@ def test_http_round_trip_with_a_refused_first_post(worker, http_gateway, live_se
     task = http_task()
     attempt = launch(task)
 
-    wait_for(lambda: NativeRun.objects.filter(task=task, status="succeeded").exists(), timeout=60,
-             what="the gateway's reports")
+    wait_for(
+        lambda: NativeRun.objects.filter(task=task, status="succeeded").exists(),
+        timeout=60,
+        what="the gateway's reports",
+    )
     worker.wait_idle()
 
     launches = http_gateway.launches()
@@ -89,7 +104,7 @@ def test_http_round_trip_with_a_refused_first_post(worker, http_gateway, live_se
     attempt.refresh_from_db()
     task.refresh_from_db()
     assert task.status == "succeeded" and attempt.status == Attempt.Status.SUCCEEDED
-    assert [p for p, in PhaseOutcome.objects.filter(attempt=attempt).order_by("id").values_list("phase")] == PHASES
+    assert [p for (p,) in PhaseOutcome.objects.filter(attempt=attempt).order_by("id").values_list("phase")] == PHASES
     run = NativeRun.objects.get(task=task)
     assert (run.executor, run.native_run_id) == ("http", f"gw-run-{attempt.id}")
     assert run.attempt_id == attempt.id and run.binding == NativeRun.Binding.BOUND
@@ -101,8 +116,11 @@ def test_a_launch_answered_too_late_is_retried_with_the_same_key_and_makes_one_r
     task = http_task()
     attempt = launch(task)
 
-    wait_for(lambda: NativeRun.objects.filter(task=task, status="succeeded").exists(), timeout=60,
-             what="the gateway's reports")
+    wait_for(
+        lambda: NativeRun.objects.filter(task=task, status="succeeded").exists(),
+        timeout=60,
+        what="the gateway's reports",
+    )
     worker.wait_idle()  # the launch task itself ends after its retried POST
     launches = http_gateway.launches()
     assert len(launches) == 2 and {r["key"] for r in launches} == {str(attempt.id)}
@@ -114,11 +132,14 @@ def test_a_launch_answered_too_late_is_retried_with_the_same_key_and_makes_one_r
 
 def test_reconciliation_polls_the_gateway(worker, http_gateway, settings):
     settings.HTTP_EXECUTOR_URL = http_gateway.url  # reconciliation runs here, in the test process
+
     # This gateway never calls back; it only answers polls.
     def remember(run: dict) -> None:
         http_gateway.polls[run["launch"]["attempt_id"]] = {
-            "native_task_id": run["native_task_id"], "native_run_id": run["native_run_id"],
-            "status": "running", "phase": "execute",
+            "native_task_id": run["native_task_id"],
+            "native_run_id": run["native_run_id"],
+            "status": "running",
+            "phase": "execute",
         }
 
     http_gateway.on_launch = remember

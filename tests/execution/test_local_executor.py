@@ -8,13 +8,13 @@ import threading
 import pytest
 from django.db import connection
 
+from missioncontrol.errors import ServiceError
 from planning import services as planning_services
 from planning.models import Event, Plan, PlanningTask
-from retries.selectors import plan_list_with_projection, task_diagnostics
-from missioncontrol.errors import ServiceError
 from retries.executors import native_ids
 from retries.models import Attempt, NativeRun, PhaseOutcome
 from retries.reconcile import reconcile_pass
+from retries.selectors import plan_list_with_projection, task_diagnostics
 from tests.execution.conftest import WORKER_GROUP, wait_for
 from tests.factories import PlanFactory, ProcedureFactory, TaskFactory
 from tests.steps import current, launch
@@ -25,8 +25,9 @@ PHASES = ["preflight", "execute", "finalize"]
 
 
 def local_task(*, params: dict, max_attempts: int = 3, stall_timeout_seconds: int = 30) -> PlanningTask:
-    procedure = ProcedureFactory(executor="local", phases=PHASES, max_attempts=max_attempts,
-                                 stall_timeout_seconds=stall_timeout_seconds)
+    procedure = ProcedureFactory(
+        executor="local", phases=PHASES, max_attempts=max_attempts, stall_timeout_seconds=stall_timeout_seconds
+    )
     return TaskFactory(procedure=procedure, params={"phase_seconds": 0.1, **params})
 
 
@@ -35,8 +36,9 @@ def status_of(task: PlanningTask) -> str:
 
 
 def wait_status(task: PlanningTask, *statuses: str, timeout: float = 60) -> str:
-    return wait_for(lambda: (s := status_of(task)) in statuses and s, timeout=timeout,
-                    what=f"{task.slug} to reach {statuses}")
+    return wait_for(
+        lambda: (s := status_of(task)) in statuses and s, timeout=timeout, what=f"{task.slug} to reach {statuses}"
+    )
 
 
 def phases_of(attempt: Attempt) -> list[tuple[str, str]]:
@@ -162,8 +164,12 @@ def test_two_reconcile_passes_at_once_create_one_retry(worker, use_lock):
 def test_plan_on_error_pause_stops_further_launches_and_shows_diagnostics(worker):
     plan = PlanFactory(on_error=Plan.OnError.PAUSE)
     procedure = ProcedureFactory(executor="local", phases=PHASES, max_attempts=3)
-    failing = TaskFactory(procedure=procedure, plan=plan, project=plan.project,
-                          params={"phase_seconds": 0.1, "fail_phase": "preflight", "fail_message": "no quota"})
+    failing = TaskFactory(
+        procedure=procedure,
+        plan=plan,
+        project=plan.project,
+        params={"phase_seconds": 0.1, "fail_phase": "preflight", "fail_message": "no quota"},
+    )
     waiting = TaskFactory(procedure=procedure, plan=plan, project=plan.project, params={"phase_seconds": 0.1})
     launch(failing)
     wait_status(failing, "failed")
@@ -245,8 +251,12 @@ def test_a_launch_already_queued_when_the_plan_pauses_is_held_until_it_resumes(w
 
     plan = PlanFactory(on_error=Plan.OnError.PAUSE)
     procedure = ProcedureFactory(executor="local", phases=PHASES, max_attempts=3)
-    failing = TaskFactory(procedure=procedure, plan=plan, project=plan.project,
-                          params={"phase_seconds": 0.1, "fail_phase": "preflight", "fail_on_attempts": [1]})
+    failing = TaskFactory(
+        procedure=procedure,
+        plan=plan,
+        project=plan.project,
+        params={"phase_seconds": 0.1, "fail_phase": "preflight", "fail_on_attempts": [1]},
+    )
     queued = TaskFactory(procedure=procedure, plan=plan, project=plan.project, params={"phase_seconds": 0.1})
     # Launched together; the sibling's launch message is still in flight
     # (published where no worker listens yet) when the first task fails.

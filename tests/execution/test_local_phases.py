@@ -23,15 +23,25 @@ FAULTS = "retries.demo.faults.TaskParamFaults"
 
 def request(params: dict, *, number: int = 1) -> LaunchRequest:
     return LaunchRequest(
-        attempt_id=uuid.uuid4(), attempt_number=number, task="t", procedure="p", executor="local",
-        phases=("preflight", "execute", "finalize"), resume_phase=None, params=params,
+        attempt_id=uuid.uuid4(),
+        attempt_number=number,
+        task="t",
+        procedure="p",
+        executor="local",
+        phases=("preflight", "execute", "finalize"),
+        resume_phase=None,
+        params=params,
     )
 
 
 @pytest.mark.parametrize(
     ("env", "expected"),
-    [({"DEBUG": "1"}, FAULTS), ({"DEBUG": "0"}, PLAIN), ({"DEBUG": "0", "LOCAL_EXECUTOR_FAULTS": "1"}, FAULTS),
-     ({"DEBUG": "1", "LOCAL_EXECUTOR_FAULTS": "0"}, PLAIN)],
+    [
+        ({"DEBUG": "1"}, FAULTS),
+        ({"DEBUG": "0"}, PLAIN),
+        ({"DEBUG": "0", "LOCAL_EXECUTOR_FAULTS": "1"}, FAULTS),
+        ({"DEBUG": "1", "LOCAL_EXECUTOR_FAULTS": "0"}, PLAIN),
+    ],
 )
 def test_fault_injection_is_on_in_development_and_off_in_production(env, expected):
     """The real settings module, read in a fresh process with only these
@@ -39,7 +49,11 @@ def test_fault_injection_is_on_in_development_and_off_in_production(env, expecte
     script = "import django; django.setup(); from django.conf import settings; print(settings.LOCAL_EXECUTOR_PHASES)"
     clean = {k: v for k, v in os.environ.items() if k not in {"DEBUG", "LOCAL_EXECUTOR_FAULTS"}}
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, cwd=ROOT,
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
         env={**clean, "DJANGO_SETTINGS_MODULE": "missioncontrol.settings", "SECRET_KEY": "x" * 50, **env},
     )
     assert result.returncode == 0, result.stderr
@@ -64,8 +78,15 @@ def test_the_plain_behaviour_ignores_the_demo_params(settings):
 def test_the_fault_injection_follows_the_params(settings):
     settings.LOCAL_EXECUTOR_PHASES = FAULTS
     behaviour = phase_behaviour()
-    params = {"phase_seconds": {"execute": 3}, "fail_phase": "finalize", "fail_on_attempts": [2],
-              "fail_message": "boom", "stall_phase": "execute", "stall_on_attempts": 1, "launch_delay_seconds": 2}
+    params = {
+        "phase_seconds": {"execute": 3},
+        "fail_phase": "finalize",
+        "fail_on_attempts": [2],
+        "fail_message": "boom",
+        "stall_phase": "execute",
+        "stall_on_attempts": 1,
+        "launch_delay_seconds": 2,
+    }
     first, second = request(params, number=1), request(params, number=2)
     behaviour.check(first)
     assert behaviour.launch_delay(first) == 2.0

@@ -69,7 +69,9 @@ def test_a_pass_fails_a_silent_attempt_as_stalled_only_after_its_timeout():
 def test_a_pass_binds_a_legacy_run_that_waited_for_its_attempt():
     task = ext_task()
     # A legacy run (no attempt id) reported while the task was still a draft waits unbound.
-    run, _ = report(task, status="running", native_run_id="nr-early", created_at=timezone.now() + dt.timedelta(seconds=5))
+    run, _ = report(
+        task, status="running", native_run_id="nr-early", created_at=timezone.now() + dt.timedelta(seconds=5)
+    )
     assert run.binding == NativeRun.Binding.UNBOUND
     attempt = launch(task)
 

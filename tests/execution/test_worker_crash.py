@@ -38,7 +38,9 @@ def crash_queue(worker, worker_queue):
 
 
 def test_sigkill_mid_launch_then_restart_leaves_one_native_run(crash_queue, tmp_path):
-    procedure = ProcedureFactory(executor="local", phases=["preflight", "execute", "finalize"], stall_timeout_seconds=60)
+    procedure = ProcedureFactory(
+        executor="local", phases=["preflight", "execute", "finalize"], stall_timeout_seconds=60
+    )
     # The launch pauses after creating its native run: the moment to kill it.
     task = TaskFactory(procedure=procedure, params={"phase_seconds": 0.1, "launch_delay_seconds": 4})
     options = {"env": {"MC_TEST_TRANSPORT_OPTIONS": json.dumps(TRANSPORT)}, "concurrency": 1}
@@ -47,8 +49,11 @@ def test_sigkill_mid_launch_then_restart_leaves_one_native_run(crash_queue, tmp_
     second = None
     try:
         attempt = launch(task)
-        wait_for(lambda: NativeRun.objects.filter(claimed_attempt_id=attempt.id).exists(), timeout=30,
-                 what="the launch to create its native run")
+        wait_for(
+            lambda: NativeRun.objects.filter(claimed_attempt_id=attempt.id).exists(),
+            timeout=30,
+            what="the launch to create its native run",
+        )
         first.kill()
         assert not first.alive()
 
@@ -57,8 +62,11 @@ def test_sigkill_mid_launch_then_restart_leaves_one_native_run(crash_queue, tmp_
         assert NativeRun.objects.filter(claimed_attempt_id=attempt.id).count() == 1
 
         second = Worker(queue=crash_queue, db_name=db_name, log_path=tmp_path / "second.log", **options).start()
-        wait_for(lambda: PlanningTask.objects.get(id=task.id).status == "succeeded", timeout=90,
-                 what="the redelivered launch to run the attempt to the end")
+        wait_for(
+            lambda: PlanningTask.objects.get(id=task.id).status == "succeeded",
+            timeout=90,
+            what="the redelivered launch to run the attempt to the end",
+        )
         # The second worker really received the launch again.
         assert "retries.tasks.launch_attempt" in (tmp_path / "second.log").read_text()
         second.wait_idle()

@@ -18,7 +18,11 @@ def write_endpoints(world) -> list[tuple[str, dict]]:
     """Each write endpoint with a body it accepts (apart from the attack)."""
     task, attempt = world["task"], world["attempt"]
     report = {
-        "executor": "ext", "native_task_id": "nt-x", "native_run_id": "nr-x", "task": task.slug, "status": "running",
+        "executor": "ext",
+        "native_task_id": "nt-x",
+        "native_run_id": "nr-x",
+        "task": task.slug,
+        "status": "running",
     }
     return [
         ("/api/v1/tasks/", {"slug": "new-task", "title": "New", "project": "policy", "procedure": "aemeath"}),
@@ -50,8 +54,13 @@ def test_deep_nesting_inside_a_valid_object_is_refused_too(world, operator):
 
 
 def test_brackets_inside_strings_do_not_count_as_nesting(world, operator):
-    body = {"slug": "brackets", "title": "[" * 150, "project": "policy", "procedure": "aemeath",
-            "params": {"note": "{" * 500}}
+    body = {
+        "slug": "brackets",
+        "title": "[" * 150,
+        "project": "policy",
+        "procedure": "aemeath",
+        "params": {"note": "{" * 500},
+    }
     response = operator.post("/api/v1/tasks/", json.dumps(body), content_type="application/json")
     assert response.status_code == 201, response.content
 
@@ -61,15 +70,41 @@ def test_nul_and_lone_surrogates_are_refused_with_the_field_named_and_not_echoed
     task = world["task"]
     cases = [
         (operator, f"/api/v1/tasks/{task.slug}/rerun/", {"reason": text}, "reason"),
-        (executor, "/api/v1/native-runs/", {
-            "executor": "ext", "native_task_id": "nt-1", "native_run_id": "nr-1", "task": task.slug, "status": text,
-        }, "status"),
-        (executor, "/api/v1/native-runs/batch/", {"reports": [{
-            "executor": "ext", "native_task_id": "nt-1", "native_run_id": "nr-1", "task": task.slug,
-            "status": "running", "message": text,
-        }]}, "reports"),
-        (operator, "/api/v1/tasks/", {"slug": "t", "title": "t", "project": "policy", "procedure": "aemeath",
-                                      "params": {"k": [text]}}, "params"),
+        (
+            executor,
+            "/api/v1/native-runs/",
+            {
+                "executor": "ext",
+                "native_task_id": "nt-1",
+                "native_run_id": "nr-1",
+                "task": task.slug,
+                "status": text,
+            },
+            "status",
+        ),
+        (
+            executor,
+            "/api/v1/native-runs/batch/",
+            {
+                "reports": [
+                    {
+                        "executor": "ext",
+                        "native_task_id": "nt-1",
+                        "native_run_id": "nr-1",
+                        "task": task.slug,
+                        "status": "running",
+                        "message": text,
+                    }
+                ]
+            },
+            "reports",
+        ),
+        (
+            operator,
+            "/api/v1/tasks/",
+            {"slug": "t", "title": "t", "project": "policy", "procedure": "aemeath", "params": {"k": [text]}},
+            "params",
+        ),
         (executor, f"/api/v1/attempts/{world['attempt'].id}/phases/", {"phase": text, "outcome": "passed"}, "phase"),
     ]
     for client, path, payload, field in cases:
@@ -91,21 +126,23 @@ def test_a_key_with_a_lone_surrogate_is_refused_without_showing_it(world, operat
     with no_change():
         response = operator.post("/api/v1/tasks/", raw, content_type="application/json")
     body = assert_api_error(response, 400, "invalid")
-    assert body["errors"] == {"params": ["Text may not contain NUL characters or unpaired surrogates (at params.(key))."]}
+    assert body["errors"] == {
+        "params": ["Text may not contain NUL characters or unpaired surrogates (at params.(key))."]
+    }
 
 
 def test_a_body_that_is_not_utf8_is_a_parse_error(world, operator):
     with no_change():
-        response = operator.post(f"/api/v1/tasks/{world['task'].slug}/rerun/", b'{"reason": "\xff\xfe"}',
-                                 content_type="application/json")
+        response = operator.post(
+            f"/api/v1/tasks/{world['task'].slug}/rerun/", b'{"reason": "\xff\xfe"}', content_type="application/json"
+        )
     assert_api_error(response, 400, "parse_error")
 
 
 def test_nan_and_huge_numbers_are_parse_errors(world, operator):
     for raw in ('{"reason": NaN}', '{"reason": "x", "override_budget": ' + "9" * 5000 + "}"):
         with no_change():
-            response = operator.post(f"/api/v1/tasks/{world['task'].slug}/rerun/", raw,
-                                     content_type="application/json")
+            response = operator.post(f"/api/v1/tasks/{world['task'].slug}/rerun/", raw, content_type="application/json")
         assert_api_error(response, 400, "parse_error")
 
 
@@ -116,8 +153,12 @@ def test_a_charset_other_than_utf8_is_415(world, operator, charset):
     except LookupError:
         raw = b'{"reason": "again"}'
     with no_change():
-        response = operator.generic("POST", f"/api/v1/tasks/{world['task'].slug}/rerun/", raw,
-                                    content_type=f"application/json; charset={charset}")
+        response = operator.generic(
+            "POST",
+            f"/api/v1/tasks/{world['task'].slug}/rerun/",
+            raw,
+            content_type=f"application/json; charset={charset}",
+        )
     body = assert_api_error(response, 415, "unsupported_media_type")
     assert charset not in body["detail"]
 
@@ -128,10 +169,17 @@ def test_utf8_and_ascii_charsets_are_accepted(world, operator):
         assert response.status_code == 200, (charset, response.content)
 
 
-@pytest.mark.parametrize("path", [
-    "/api/v1/tasks/%00/", "/api/v1/tasks/a%00b/rerun/", "/api/v1/tasks/?status=%00", "/api/v1/tasks/?search=x%00",
-    "/api/v1/native-runs/?task=%00", "/api/v1/tasks/?%00=1",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/tasks/%00/",
+        "/api/v1/tasks/a%00b/rerun/",
+        "/api/v1/tasks/?status=%00",
+        "/api/v1/tasks/?search=x%00",
+        "/api/v1/native-runs/?task=%00",
+        "/api/v1/tasks/?%00=1",
+    ],
+)
 def test_nul_in_the_path_or_query_is_a_400(world, operator, path):
     method = operator.post if path.endswith("/rerun/") else operator.get
     with no_change():
@@ -148,16 +196,18 @@ def test_a_long_url_is_a_414(world, operator):
 
 def test_an_empty_idempotency_key_is_a_400(world, operator):
     with no_change():
-        response = operator.post(f"/api/v1/tasks/{world['task'].slug}/rerun/", {"reason": "again"}, format="json",
-                                 HTTP_IDEMPOTENCY_KEY="")
+        response = operator.post(
+            f"/api/v1/tasks/{world['task'].slug}/rerun/", {"reason": "again"}, format="json", HTTP_IDEMPOTENCY_KEY=""
+        )
     assert "Idempotency-Key" in assert_api_error(response, 400, "invalid")["errors"]
 
 
 @pytest.mark.parametrize("key", [" ", "a b", "é", "x" * 201, "\t"])
 def test_a_malformed_idempotency_key_is_a_400(world, operator, key):
     with no_change():
-        response = operator.post(f"/api/v1/tasks/{world['task'].slug}/rerun/", {"reason": "again"}, format="json",
-                                 HTTP_IDEMPOTENCY_KEY=key)
+        response = operator.post(
+            f"/api/v1/tasks/{world['task'].slug}/rerun/", {"reason": "again"}, format="json", HTTP_IDEMPOTENCY_KEY=key
+        )
     assert_api_error(response, 400, "invalid")
 
 
@@ -179,8 +229,10 @@ def test_a_non_json_error_under_the_api_becomes_the_json_shape():
 
     response = as_api_error(HttpResponseNotAllowed(["GET"]))
     assert response.status_code == 405 and response["Allow"] == "GET"
-    assert json.loads(response.content) == {"detail": "This method is not allowed at this path.",
-                                            "code": "method_not_allowed"}
+    assert json.loads(response.content) == {
+        "detail": "This method is not allowed at this path.",
+        "code": "method_not_allowed",
+    }
     assert json.loads(as_api_error(HttpResponse("<h1>x</h1>", status=503)).content)["code"] == "unavailable"
     ok = HttpResponse("fine")
     assert as_api_error(ok) is ok
@@ -188,13 +240,15 @@ def test_a_non_json_error_under_the_api_becomes_the_json_shape():
 
 def test_a_form_post_to_the_api_is_still_415(world, operator):
     with no_change():
-        response = operator.post(f"/api/v1/tasks/{world['task'].slug}/rerun/", "reason=x",
-                                 content_type="application/x-www-form-urlencoded")
+        response = operator.post(
+            f"/api/v1/tasks/{world['task'].slug}/rerun/", "reason=x", content_type="application/x-www-form-urlencoded"
+        )
     assert_api_error(response, 415, "unsupported_media_type")
 
 
 def test_a_malformed_content_length_is_a_400(world, operator):
     with no_change():
-        response = operator.post(f"/api/v1/tasks/{world['task'].slug}/rerun/", {"reason": "x"}, format="json",
-                                 CONTENT_LENGTH="12abc")
+        response = operator.post(
+            f"/api/v1/tasks/{world['task'].slug}/rerun/", {"reason": "x"}, format="json", CONTENT_LENGTH="12abc"
+        )
     assert_api_error(response, 400, "bad_request")

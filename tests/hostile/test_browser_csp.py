@@ -11,8 +11,7 @@ import pytest
 from django.contrib.auth.models import User
 from playwright.sync_api import expect
 
-from tests.browser.conftest import browser, page  # noqa: F401  (fixtures)
-from tests.browser.conftest import login, make_user
+from tests.browser.conftest import browser, login, make_user, page  # noqa: F401  (fixtures)
 from tests.factories import AgentFactory, ProcedureFactory, ProjectFactory, TaskFactory
 from tests.steps import fail_current
 
@@ -30,7 +29,12 @@ def test_board_task_page_and_admin_load_with_no_csp_violation(live_server, page)
     login(page, live_server.url, "olga")
 
     seen = []
-    page.on("response", lambda r: seen.append(r.headers.get("content-security-policy", "")) if r.request.resource_type == "document" else None)
+    page.on(
+        "response",
+        lambda r: (
+            seen.append(r.headers.get("content-security-policy", "")) if r.request.resource_type == "document" else None
+        ),
+    )
     page.goto(f"{live_server.url}/")
     expect(page.locator("table.tasks")).to_contain_text("csp-task")
     # htmx works under the policy: the filter form swaps the board in place.
@@ -44,9 +48,16 @@ def test_board_task_page_and_admin_load_with_no_csp_violation(live_server, page)
     form.get_by_role("button", name="Rerun task").click()
     expect(page.locator("#task-actions .flash.ok")).to_contain_text("attempt #2")
 
-    for path in ("/admin/", "/admin/planning/planningtask/", "/admin/planning/planningtask/?status__exact=failed",
-                 f"/admin/planning/planningtask/{task.pk}/change/", "/admin/planning/event/",
-                 "/admin/retries/nativerun/", "/plans/", "/native-runs/"):
+    for path in (
+        "/admin/",
+        "/admin/planning/planningtask/",
+        "/admin/planning/planningtask/?status__exact=failed",
+        f"/admin/planning/planningtask/{task.pk}/change/",
+        "/admin/planning/event/",
+        "/admin/retries/nativerun/",
+        "/plans/",
+        "/native-runs/",
+    ):
         page.goto(live_server.url + path)
         expect(page.locator("body")).to_be_visible()
         page.wait_for_load_state("networkidle")

@@ -15,10 +15,21 @@ def anonymous() -> Client:
     return Client(raise_request_exception=False)
 
 
-@pytest.mark.parametrize("path", [
-    "/tasks/%00/", "/tasks/a%00b/rerun/", "/tasks/%00", "/%00", "/accounts/login/%00",
-    "/?status=%00", "/?q=a%00", "/native-runs/?task=%00", "/plans/?%00=1", "/?q=%ED%A0%80%00",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/tasks/%00/",
+        "/tasks/a%00b/rerun/",
+        "/tasks/%00",
+        "/%00",
+        "/accounts/login/%00",
+        "/?status=%00",
+        "/?q=a%00",
+        "/native-runs/?task=%00",
+        "/plans/?%00=1",
+        "/?q=%ED%A0%80%00",
+    ],
+)
 def test_nul_in_a_dashboard_path_or_query_is_a_400_page(world, dashboard, path):
     for client in (dashboard, anonymous()):
         with no_change():
@@ -27,14 +38,17 @@ def test_nul_in_a_dashboard_path_or_query_is_a_400_page(world, dashboard, path):
         assert "\x00" not in html
 
 
-@pytest.mark.parametrize("path", [
-    "/admin/planning/planningtask/?status__exact=%00",
-    "/admin/planning/planningtask/?q=%00",
-    "/admin/planning/planningtask/?project__id__exact=%00",
-    "/admin/retries/nativerun/?q=x%00y",
-    "/admin/planning/event/?type=%00",
-    "/admin/planning/planningtask/%00/change/",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/planning/planningtask/?status__exact=%00",
+        "/admin/planning/planningtask/?q=%00",
+        "/admin/planning/planningtask/?project__id__exact=%00",
+        "/admin/retries/nativerun/?q=x%00y",
+        "/admin/planning/event/?type=%00",
+        "/admin/planning/planningtask/%00/change/",
+    ],
+)
 def test_nul_in_admin_list_filters_and_paths_is_a_400_page(world, staff, path):
     with no_change():
         response = staff.get(path)
@@ -43,8 +57,11 @@ def test_nul_in_admin_list_filters_and_paths_is_a_400_page(world, staff, path):
 
 def test_broken_utf8_in_a_path_or_filter_is_not_a_500(world, dashboard, staff):
     for client, path in [
-        (dashboard, "/tasks/%ED%A0%80/"), (dashboard, "/tasks/%FF%FE/"), (dashboard, "/?q=%ED%A0%80"),
-        (staff, "/admin/planning/planningtask/?status__exact=%FF"), (dashboard, "/?status=%C0%AF"),
+        (dashboard, "/tasks/%ED%A0%80/"),
+        (dashboard, "/tasks/%FF%FE/"),
+        (dashboard, "/?q=%ED%A0%80"),
+        (staff, "/admin/planning/planningtask/?status__exact=%FF"),
+        (dashboard, "/?status=%C0%AF"),
     ]:
         response = client.get(path)
         assert response.status_code in {200, 400, 404}, (path, response.status_code)
@@ -59,11 +76,16 @@ def test_an_unknown_page_is_a_404_page(dashboard):
 def test_nul_in_the_rerun_form_is_a_400_page_and_reruns_nothing(world, dashboard):
     task = world["task"]
     with no_change():
-        response = dashboard.post(f"/tasks/{task.slug}/rerun/", {"rerun-reason": "again\x00", "rerun-idempotency_key": "k1"})
+        response = dashboard.post(
+            f"/tasks/{task.slug}/rerun/", {"rerun-reason": "again\x00", "rerun-idempotency_key": "k1"}
+        )
     assert_html_error(response, 400)
     with no_change():
-        response = dashboard.post(f"/tasks/{task.slug}/rerun/", {"rerun-reason": "again", "rerun-idempotency_key": "k\x00"},
-                                  HTTP_HX_REQUEST="true")
+        response = dashboard.post(
+            f"/tasks/{task.slug}/rerun/",
+            {"rerun-reason": "again", "rerun-idempotency_key": "k\x00"},
+            HTTP_HX_REQUEST="true",
+        )
     assert_html_error(response, 400)
 
 
@@ -107,8 +129,11 @@ def test_an_urlencoded_form_with_an_escaped_nul_is_a_400_page(world, dashboard):
     # browser's urlencoded form carries the NUL as %00.
     task = world["task"]
     with no_change():
-        response = dashboard.post(f"/tasks/{task.slug}/rerun/", "rerun-reason=a%00b&rerun-idempotency_key=k2",
-                                  content_type="application/x-www-form-urlencoded")
+        response = dashboard.post(
+            f"/tasks/{task.slug}/rerun/",
+            "rerun-reason=a%00b&rerun-idempotency_key=k2",
+            content_type="application/x-www-form-urlencoded",
+        )
     assert_html_error(response, 400)
 
 
@@ -120,7 +145,9 @@ def test_a_dashboard_url_over_the_limit_is_a_414_page(dashboard):
 def test_a_form_over_the_body_limit_is_a_400_page(world, dashboard):
     task = world["task"]
     with no_change():
-        response = dashboard.post(f"/tasks/{task.slug}/rerun/", {"rerun-reason": "x" * 2000, "rerun-idempotency_key": "k3"})
+        response = dashboard.post(
+            f"/tasks/{task.slug}/rerun/", {"rerun-reason": "x" * 2000, "rerun-idempotency_key": "k3"}
+        )
     assert_html_error(response, 400)
 
 

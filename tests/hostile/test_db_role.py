@@ -44,22 +44,29 @@ def as_role(role: str):
 
 def refused(sql: str, params=None) -> str:
     """Runs ``sql`` in a savepoint; returns the error PostgreSQL raised."""
-    with pytest.raises(DatabaseError) as caught:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(sql, params)
+    with pytest.raises(DatabaseError) as caught, transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
     return str(caught.value)
 
 
 def test_the_role_is_no_superuser_and_owns_nothing(app_role):
     with connection.cursor() as cursor:
-        cursor.execute("SELECT rolsuper, rolcreatedb, rolcreaterole, rolbypassrls FROM pg_roles WHERE rolname = %s",
-                       [app_role])
+        cursor.execute(
+            "SELECT rolsuper, rolcreatedb, rolcreaterole, rolbypassrls FROM pg_roles WHERE rolname = %s", [app_role]
+        )
         assert cursor.fetchone() == (False, False, False, False)
-        cursor.execute("SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE r.rolname = %s",
-                       [app_role])
+        cursor.execute(
+            "SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE r.rolname = %s", [app_role]
+        )
         assert cursor.fetchone()[0] == 0
-        for privilege, expected in [("SELECT", True), ("INSERT", True), ("UPDATE", False), ("DELETE", False),
-                                    ("TRUNCATE", False), ("TRIGGER", False)]:
+        for privilege, expected in [
+            ("SELECT", True),
+            ("INSERT", True),
+            ("UPDATE", False),
+            ("DELETE", False),
+            ("TRUNCATE", False),
+            ("TRIGGER", False),
+        ]:
             cursor.execute("SELECT has_table_privilege(%s, 'planning_event', %s)", [app_role, privilege])
             assert cursor.fetchone()[0] is expected, privilege
 
@@ -80,20 +87,31 @@ def test_the_application_runs_as_the_role(app_role):
         with connection.cursor() as cursor:
             cursor.execute("SELECT current_user")
             assert cursor.fetchone()[0] == app_role
-        created = operator.post("/api/v1/tasks/", {"slug": "role-task", "title": "As the role", "project": "policy",
-                                                   "procedure": "aemeath"}, format="json")
+        created = operator.post(
+            "/api/v1/tasks/",
+            {"slug": "role-task", "title": "As the role", "project": "policy", "procedure": "aemeath"},
+            format="json",
+        )
         assert created.status_code == 201, created.content
         launched = operator.post("/api/v1/tasks/role-task/launch/", format="json")
         assert launched.status_code == 201, launched.content
         attempt_id = launched.json()["id"]
-        report = {"executor": "ext", "native_task_id": "nt-r", "native_run_id": "nr-r", "task": "role-task",
-                  "attempt_id": attempt_id, "status": "running"}
+        report = {
+            "executor": "ext",
+            "native_task_id": "nt-r",
+            "native_run_id": "nr-r",
+            "task": "role-task",
+            "attempt_id": attempt_id,
+            "status": "running",
+        }
         assert executor.post("/api/v1/native-runs/", report, format="json").status_code == 201
-        phase = executor.post(f"/api/v1/attempts/{attempt_id}/phases/", {"phase": "preflight", "outcome": "passed"},
-                              format="json")
+        phase = executor.post(
+            f"/api/v1/attempts/{attempt_id}/phases/", {"phase": "preflight", "outcome": "passed"}, format="json"
+        )
         assert phase.status_code == 201, phase.content
-        batch = executor.post("/api/v1/native-runs/batch/", {"reports": [{**report, "status": "succeeded"}]},
-                              format="json")
+        batch = executor.post(
+            "/api/v1/native-runs/batch/", {"reports": [{**report, "status": "succeeded"}]}, format="json"
+        )
         assert batch.status_code == 200, batch.content
         assert operator.get("/api/v1/tasks/role-task/").json()["status"] == "succeeded"
         call_command("reconcile", stdout=open("/dev/null", "w"))

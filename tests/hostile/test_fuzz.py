@@ -28,15 +28,43 @@ FUZZ = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
-HOSTILE_TEXT = st.sampled_from([
-    "", " ", "\x00", "a\x00b", "\ud800", "x\udfff", "\U0001f600", "é" * 3, "x" * 10_001, "<script>", "' OR 1=1 --",
-    "%00", "../../etc/passwd", "\u202e", "null", "0", "-1", "9" * 400, "2099-01-01T00:00:00Z", "not-a-date",
-])
+HOSTILE_TEXT = st.sampled_from(
+    [
+        "",
+        " ",
+        "\x00",
+        "a\x00b",
+        "\ud800",
+        "x\udfff",
+        "\U0001f600",
+        "é" * 3,
+        "x" * 10_001,
+        "<script>",
+        "' OR 1=1 --",
+        "%00",
+        "../../etc/passwd",
+        "\u202e",
+        "null",
+        "0",
+        "-1",
+        "9" * 400,
+        "2099-01-01T00:00:00Z",
+        "not-a-date",
+    ]
+)
 TEXT = st.one_of(HOSTILE_TEXT, st.text(max_size=40))
-SCALAR = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-                   st.floats(allow_nan=False, allow_infinity=False), TEXT)
-ANYTHING = st.recursive(SCALAR, lambda inner: st.one_of(st.lists(inner, max_size=4),
-                                                        st.dictionaries(TEXT, inner, max_size=4)), max_leaves=12)
+SCALAR = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),
+    TEXT,
+)
+ANYTHING = st.recursive(
+    SCALAR,
+    lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(TEXT, inner, max_size=4)),
+    max_leaves=12,
+)
 
 
 def field(valid: st.SearchStrategy) -> st.SearchStrategy:
@@ -47,7 +75,7 @@ def field(valid: st.SearchStrategy) -> st.SearchStrategy:
 def body(required: dict[str, st.SearchStrategy], optional: dict[str, st.SearchStrategy]) -> st.SearchStrategy:
     return st.fixed_dictionaries(
         {k: field(v) for k, v in required.items()},
-        optional={**{k: field(v) for k, v in optional.items()}, **{"unexpected": ANYTHING}},
+        optional={**{k: field(v) for k, v in optional.items()}, "unexpected": ANYTHING},
     )
 
 
@@ -58,51 +86,89 @@ DATETIME = st.sampled_from(["2026-11-02T09:14:00Z", "2020-01-01T00:00:00+00:00",
 
 def report(task_slug: str, attempt_id: str) -> st.SearchStrategy:
     return body(
-        {"executor": st.sampled_from(["ext", "local", "http", "other"]), "native_task_id": TEXT.map(str),
-         "native_run_id": st.sampled_from(["nr-1", "nr-2", "nr-seed"]), "task": st.sampled_from([task_slug, "nope"]),
-         "status": STATUS},
-        {"attempt_id": st.sampled_from([attempt_id, "00000000-0000-0000-0000-000000000000", None]),
-         "created_at": DATETIME, "phase": st.sampled_from(["preflight", "execute", "nope", ""]), "message": TEXT},
+        {
+            "executor": st.sampled_from(["ext", "local", "http", "other"]),
+            "native_task_id": TEXT.map(str),
+            "native_run_id": st.sampled_from(["nr-1", "nr-2", "nr-seed"]),
+            "task": st.sampled_from([task_slug, "nope"]),
+            "status": STATUS,
+        },
+        {
+            "attempt_id": st.sampled_from([attempt_id, "00000000-0000-0000-0000-000000000000", None]),
+            "created_at": DATETIME,
+            "phase": st.sampled_from(["preflight", "execute", "nope", ""]),
+            "message": TEXT,
+        },
     )
 
 
 def endpoints(world) -> dict[str, tuple[str, st.SearchStrategy]]:
     slug, attempt_id = world["task"].slug, str(world["attempt"].id)
     return {
-        "tasks": ("/api/v1/tasks/", body(
-            {"slug": SLUG, "title": TEXT, "project": st.sampled_from(["policy", "nope"]),
-             "procedure": st.sampled_from(["aemeath", "nope"])},
-            {"plan": st.none(), "params": ANYTHING, "assignee": st.sampled_from(["owner-bot", "nobody", None]),
-             "max_attempts": st.integers(min_value=-5, max_value=2**40)},
-        )),
-        "rerun": (f"/api/v1/tasks/{slug}/rerun/", body(
-            {"reason": TEXT},
-            {"assignee": st.sampled_from(["owner-bot", "nobody", None]), "override_budget": st.booleans(),
-             "supersede_active": st.booleans()},
-        )),
+        "tasks": (
+            "/api/v1/tasks/",
+            body(
+                {
+                    "slug": SLUG,
+                    "title": TEXT,
+                    "project": st.sampled_from(["policy", "nope"]),
+                    "procedure": st.sampled_from(["aemeath", "nope"]),
+                },
+                {
+                    "plan": st.none(),
+                    "params": ANYTHING,
+                    "assignee": st.sampled_from(["owner-bot", "nobody", None]),
+                    "max_attempts": st.integers(min_value=-5, max_value=2**40),
+                },
+            ),
+        ),
+        "rerun": (
+            f"/api/v1/tasks/{slug}/rerun/",
+            body(
+                {"reason": TEXT},
+                {
+                    "assignee": st.sampled_from(["owner-bot", "nobody", None]),
+                    "override_budget": st.booleans(),
+                    "supersede_active": st.booleans(),
+                },
+            ),
+        ),
         "native-runs": ("/api/v1/native-runs/", report(slug, attempt_id)),
-        "batch": ("/api/v1/native-runs/batch/", st.one_of(
-            st.fixed_dictionaries({"reports": st.lists(report(slug, attempt_id), max_size=4)}),
-            ANYTHING,
-        )),
-        "phases": (f"/api/v1/attempts/{attempt_id}/phases/", body(
-            {"phase": st.sampled_from(["preflight", "execute", "finalize", "nope"]),
-             "outcome": st.sampled_from(["passed", "failed", "maybe"])},
-            {"message": TEXT},
-        )),
+        "batch": (
+            "/api/v1/native-runs/batch/",
+            st.one_of(
+                st.fixed_dictionaries({"reports": st.lists(report(slug, attempt_id), max_size=4)}),
+                ANYTHING,
+            ),
+        ),
+        "phases": (
+            f"/api/v1/attempts/{attempt_id}/phases/",
+            body(
+                {
+                    "phase": st.sampled_from(["preflight", "execute", "finalize", "nope"]),
+                    "outcome": st.sampled_from(["passed", "failed", "maybe"]),
+                },
+                {"message": TEXT},
+            ),
+        ),
     }
 
 
-HEADERS = st.fixed_dictionaries({}, optional={
-    "HTTP_IDEMPOTENCY_KEY": st.sampled_from(["", "k-1", "k 2", "\u00e9", "x" * 201, "k-fuzz"]),
-})
+HEADERS = st.fixed_dictionaries(
+    {},
+    optional={
+        "HTTP_IDEMPOTENCY_KEY": st.sampled_from(["", "k-1", "k 2", "\u00e9", "x" * 201, "k-fuzz"]),
+    },
+)
 
 
 def raw_body(document) -> st.SearchStrategy:
     # Mostly the document as JSON; sometimes bytes no parser should accept.
     return st.one_of(
-        st.just(json.dumps(document)), st.just(json.dumps(document)),
-        st.binary(max_size=64), st.just("[" * 200 + "]" * 200),
+        st.just(json.dumps(document)),
+        st.just(json.dumps(document)),
+        st.binary(max_size=64),
+        st.just("[" * 200 + "]" * 200),
     )
 
 

@@ -58,9 +58,22 @@ class Server:
         )
         self.log = open(tmp / f"gunicorn-{self.port}.log", "wb")
         self.process = subprocess.Popen(
-            [str(GUNICORN), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{self.port}", "--workers", "1",
-             "--timeout", "60", "missioncontrol.wsgi"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            [
+                str(GUNICORN),
+                "-c",
+                "gunicorn.conf.py",
+                "--bind",
+                f"127.0.0.1:{self.port}",
+                "--workers",
+                "1",
+                "--timeout",
+                "60",
+                "missioncontrol.wsgi",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         try:
             self.wait_until_up(tmp)
@@ -174,10 +187,14 @@ def test_a_malformed_request_is_answered_by_gunicorn_in_json(server):
 def test_a_foreign_charset_is_refused_before_django_builds_the_request(server, charset):
     content_type = f"application/x-www-form-urlencoded; charset={charset}"
     # rot13 would fail inside Django while it decodes the query string.
-    assert_json_error(server.get("/api/v1/tasks/?q=x", headers={"Content-Type": content_type}), 415,
-                      "unsupported_media_type")
-    assert_json_error(server.post("/api/v1/tasks/?q=x", data=b"a=b", headers={"Content-Type": content_type}), 415,
-                      "unsupported_media_type")
+    assert_json_error(
+        server.get("/api/v1/tasks/?q=x", headers={"Content-Type": content_type}), 415, "unsupported_media_type"
+    )
+    assert_json_error(
+        server.post("/api/v1/tasks/?q=x", data=b"a=b", headers={"Content-Type": content_type}),
+        415,
+        "unsupported_media_type",
+    )
     for path in ("/accounts/login/?next=/", "/tasks/x/rerun/"):
         response = server.post(path, data=b"username=a&password=b", headers={"Content-Type": content_type})
         assert response.status_code == 400 and response.headers["Content-Type"].startswith("text/html")
@@ -214,8 +231,7 @@ def test_a_body_over_the_limit_is_a_json_413(server):
 
 
 def test_a_database_outage_is_a_json_500_and_a_plain_page(outage):
-    body = assert_json_error(outage.get("/api/v1/tasks/", headers={"Authorization": "Token abc"}), 500,
-                             "server_error")
+    body = assert_json_error(outage.get("/api/v1/tasks/", headers={"Authorization": "Token abc"}), 500, "server_error")
     assert "psycopg" not in json.dumps(body)
     # A well-formed session key: the session is looked up in the database.
     page = outage.get("/", headers={"Cookie": "sessionid=" + "a" * 32})

@@ -17,9 +17,15 @@ def policy(response) -> dict[str, list[str]]:
 
 
 def test_dashboard_admin_and_login_carry_a_strict_csp(world, dashboard, staff):
-    for client, path in [(dashboard, "/"), (dashboard, f"/tasks/{world['task'].slug}/"), (dashboard, "/plans/"),
-                         (dashboard, "/native-runs/"), (staff, "/admin/"),
-                         (staff, "/admin/planning/planningtask/"), (Client(), "/accounts/login/")]:
+    for client, path in [
+        (dashboard, "/"),
+        (dashboard, f"/tasks/{world['task'].slug}/"),
+        (dashboard, "/plans/"),
+        (dashboard, "/native-runs/"),
+        (staff, "/admin/"),
+        (staff, "/admin/planning/planningtask/"),
+        (Client(), "/accounts/login/"),
+    ]:
         response = client.get(path)
         assert response.status_code == 200, path
         csp = policy(response)
@@ -47,9 +53,14 @@ def test_error_pages_carry_the_csp_too(dashboard, operator):
 
 
 def test_logged_in_answers_are_not_stored(world, dashboard, staff, operator):
-    for client, path in [(dashboard, "/"), (dashboard, f"/tasks/{world['task'].slug}/"), (staff, "/admin/"),
-                         (operator, "/api/v1/tasks/"), (operator, f"/api/v1/tasks/{world['task'].slug}/"),
-                         (dashboard, "/no-such-page/")]:
+    for client, path in [
+        (dashboard, "/"),
+        (dashboard, f"/tasks/{world['task'].slug}/"),
+        (staff, "/admin/"),
+        (operator, "/api/v1/tasks/"),
+        (operator, f"/api/v1/tasks/{world['task'].slug}/"),
+        (dashboard, "/no-such-page/"),
+    ]:
         cache_control = {d.strip() for d in client.get(path)["Cache-Control"].split(",")}
         assert {"no-store", "private"} <= cache_control, (path, cache_control)
 

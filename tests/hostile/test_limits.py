@@ -20,7 +20,11 @@ from tests.hostile.conftest import assert_api_error, assert_html_error, no_chang
 
 def report_serializer_module():
     # The API modules are moving into missioncontrol/api/; either place.
-    for name in ("missioncontrol.api.serializers.native_runs", "missioncontrol.api.serializers", "retries.api.serializers"):
+    for name in (
+        "missioncontrol.api.serializers.native_runs",
+        "missioncontrol.api.serializers",
+        "retries.api.serializers",
+    ):
         try:
             module = importlib.import_module(name)
         except ImportError:
@@ -55,17 +59,35 @@ def test_the_largest_contract_valid_batch_fits_the_body_limit_with_a_margin():
     size = len(json.dumps(batch, separators=(",", ":"), ensure_ascii=False).encode())
     assert 30_000_000 < size < settings.DATA_UPLOAD_MAX_MEMORY_SIZE * 0.85, size
     # The same in UTF-8 at four bytes a character is smaller still.
-    assert size > len(json.dumps({"reports": [{k: ("\U0001f600" * len(v) if isinstance(v, str) and v.startswith("\x01")
-                                                  else v) for k, v in worst_case_report().items()}] * 500},
-                                 ensure_ascii=False).encode())
+    assert size > len(
+        json.dumps(
+            {
+                "reports": [
+                    {
+                        k: ("\U0001f600" * len(v) if isinstance(v, str) and v.startswith("\x01") else v)
+                        for k, v in worst_case_report().items()
+                    }
+                ]
+                * 500
+            },
+            ensure_ascii=False,
+        ).encode()
+    )
 
 
 @pytest.mark.django_db
 def test_a_batch_of_500_reports_with_6000_character_messages_is_accepted(world):
     executor = token_client("batch-bot", "executor")
     reports = [
-        {"executor": "ext", "native_task_id": f"nt-{i}", "native_run_id": f"nr-big-{i}", "task": world["task"].slug,
-         "status": "running", "phase": "execute", "message": "m" * 6000}
+        {
+            "executor": "ext",
+            "native_task_id": f"nt-{i}",
+            "native_run_id": f"nr-big-{i}",
+            "task": world["task"].slug,
+            "status": "running",
+            "phase": "execute",
+            "message": "m" * 6000,
+        }
         for i in range(500)
     ]
     raw = json.dumps({"reports": reports})
@@ -87,14 +109,18 @@ def test_a_body_over_the_limit_is_a_413_before_it_is_read(world):
     assert str(limit) in assert_api_error(response, 413, "too_large")["detail"]
     # Refused by the Content-Length alone, whatever follows.
     with no_change():
-        response = executor.post("/api/v1/native-runs/", b"{}", content_type="application/json",
-                                 CONTENT_LENGTH=str(limit + 1))
+        response = executor.post(
+            "/api/v1/native-runs/", b"{}", content_type="application/json", CONTENT_LENGTH=str(limit + 1)
+        )
     assert_api_error(response, 413, "too_large")
     # Anonymous too: nothing is read before the refusal.
     from rest_framework.test import APIClient
 
-    assert_api_error(APIClient().post("/api/v1/native-runs/", b"{}", content_type="application/json",
-                                      CONTENT_LENGTH=str(limit + 1)), 413, "too_large")
+    assert_api_error(
+        APIClient().post("/api/v1/native-runs/", b"{}", content_type="application/json", CONTENT_LENGTH=str(limit + 1)),
+        413,
+        "too_large",
+    )
 
 
 def test_the_parser_refuses_a_stream_longer_than_the_limit(settings):

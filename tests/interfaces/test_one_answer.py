@@ -36,11 +36,28 @@ def _imported_only() -> tuple[PlanningTask, str]:
     AgentFactory(name="aemeath")
     owner = AgentFactory(name="owner-bot")
     task = TaskFactory(project=ProjectFactory(owner=owner), assignee=owner)
-    retry_history_import(data=json.dumps({"version": 1, "entries": [{
-        "planningTaskId": task.slug, "attemptId": "0b6f4c1e-2b1a-4a53-9d43-5c1d2f7e9a10", "attemptNumber": 1,
-        "requestedAt": "2026-11-02T09:14:00Z", "requestedAssigneeId": "aemeath", "nativeTaskId": "nt-8812",
-        "nativeRunId": "nr-8812-1", "status": "failed", "supersededAt": None, "supersededByAttemptId": None,
-    }]}), actor="importer")
+    retry_history_import(
+        data=json.dumps(
+            {
+                "version": 1,
+                "entries": [
+                    {
+                        "planningTaskId": task.slug,
+                        "attemptId": "0b6f4c1e-2b1a-4a53-9d43-5c1d2f7e9a10",
+                        "attemptNumber": 1,
+                        "requestedAt": "2026-11-02T09:14:00Z",
+                        "requestedAssigneeId": "aemeath",
+                        "nativeTaskId": "nt-8812",
+                        "nativeRunId": "nr-8812-1",
+                        "status": "failed",
+                        "supersededAt": None,
+                        "supersededByAttemptId": None,
+                    }
+                ],
+            }
+        ),
+        actor="importer",
+    )
     return task, "aemeath"
 
 
@@ -68,7 +85,9 @@ def _operator_clients():
     return web, api
 
 
-@pytest.mark.parametrize("scene", [_imported_only, _with_current, _deactivated], ids=["imported", "current", "inactive"])
+@pytest.mark.parametrize(
+    "scene", [_imported_only, _with_current, _deactivated], ids=["imported", "current", "inactive"]
+)
 def test_every_interface_names_the_same_frozen_assignee(scene):
     task, expected = scene()
     task.refresh_from_db()
@@ -81,8 +100,9 @@ def test_every_interface_names_the_same_frozen_assignee(scene):
     assert f'data-role="default-assignee">{expected}<' in page.content.decode()
 
     for name in ("rerun", "repair"):
-        fragment = web.get(reverse(f"task_{name}_preview", args=[task.slug]), {f"{name}-assignee": ""},
-                           HTTP_HX_REQUEST="true")
+        fragment = web.get(
+            reverse(f"task_{name}_preview", args=[task.slug]), {f"{name}-assignee": ""}, HTTP_HX_REQUEST="true"
+        )
         assert f'data-role="preview-assignee">{expected}<' in fragment.content.decode(), name
 
     for action in ("rerun", "repair"):
@@ -97,10 +117,14 @@ def test_every_interface_names_the_same_frozen_assignee(scene):
     assert dry.code == 0 and f" for {expected} (" in dry.out
 
     # The dashboard form submitted as rendered: the default is kept.
-    response = web.post(reverse("task_rerun", args=[task.slug]), {
-        "rerun-reason": "as the form was", "rerun-idempotency_key": rerun_form.initial["idempotency_key"],
-        "rerun-assignee": rerun_form.initial.get("assignee", ""),
-    })
+    response = web.post(
+        reverse("task_rerun", args=[task.slug]),
+        {
+            "rerun-reason": "as the form was",
+            "rerun-idempotency_key": rerun_form.initial["idempotency_key"],
+            "rerun-assignee": rerun_form.initial.get("assignee", ""),
+        },
+    )
     assert response.status_code == 302
     assert current(task).requested_assignee.name == expected
 

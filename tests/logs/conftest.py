@@ -13,8 +13,11 @@ class JsonLines(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.INFO)
         formatter = configure(fmt="json", level="INFO")["formatters"]["structured"]
-        self.setFormatter(structlog.stdlib.ProcessorFormatter(
-            processors=formatter["processors"], foreign_pre_chain=formatter["foreign_pre_chain"]))
+        self.setFormatter(
+            structlog.stdlib.ProcessorFormatter(
+                processors=formatter["processors"], foreign_pre_chain=formatter["foreign_pre_chain"]
+            )
+        )
         self.lines: list[dict] = []
 
     def emit(self, record: logging.LogRecord) -> None:

@@ -35,8 +35,13 @@ def test_a_requests_lines_share_its_id_and_name_task_and_attempt(json_lines):
     assert json_lines and all(line.get("request_id") == "req-0042.abc" for line in json_lines), json_lines
     [request_line] = [line for line in json_lines if line["event"] == "http request"]
     assert request_line | {"duration_ms": 0} == request_line | {
-        "method": "POST", "path": f"/api/v1/tasks/{task.slug}/rerun/", "view": "api:task-rerun", "status": 201,
-        "user": "op", "duration_ms": 0}
+        "method": "POST",
+        "path": f"/api/v1/tasks/{task.slug}/rerun/",
+        "view": "api:task-rerun",
+        "status": 201,
+        "user": "op",
+        "duration_ms": 0,
+    }
     facts = {line["event_type"]: line for line in json_lines if line["event"] == "ledger fact"}
     assert {"attempt.superseded", "attempt.requested", "task.status_changed"} <= set(facts)
     requested = facts["attempt.requested"]

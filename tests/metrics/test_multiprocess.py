@@ -77,8 +77,18 @@ def test_one_scrape_sums_every_process(server, multiproc_env, tmp_path):
         return response.json()
 
     def report(run_id: str, status: str, attempt_id: str) -> dict:
-        return post("/native-runs/", {"executor": "ext", "native_task_id": f"nt-{run_id}", "native_run_id": run_id,
-                                      "task": task.slug, "attempt_id": attempt_id, "status": status}, executor)
+        return post(
+            "/native-runs/",
+            {
+                "executor": "ext",
+                "native_task_id": f"nt-{run_id}",
+                "native_run_id": run_id,
+                "task": task.slug,
+                "attempt_id": attempt_id,
+                "status": status,
+            },
+            executor,
+        )
 
     def scrape() -> dict:
         response = requests.get(f"{server.url}/metrics", headers=scraper, timeout=30)
@@ -94,11 +104,11 @@ def test_one_scrape_sums_every_process(server, multiproc_env, tmp_path):
     before = scrape()
     first_event = Event.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
-    first = post(f"/tasks/{task.slug}/launch/", {}, operator)                 # launch
+    first = post(f"/tasks/{task.slug}/launch/", {}, operator)  # launch
     report("run-1", "running", first["id"])
-    report("run-1", "failed", first["id"])                                      # fail
+    report("run-1", "failed", first["id"])  # fail
     second = post(f"/tasks/{task.slug}/rerun/", {"reason": "try again"}, operator)  # rerun
-    stale = report("run-1-late", "running", first["id"])                        # stale report
+    stale = report("run-1-late", "running", first["id"])  # stale report
     assert (stale["binding"]["state"], stale["binding"]["reason"]) == ("rejected", "superseded")
     report("run-2", "running", second["id"])
     time.sleep(1.5)  # past the 1 s stall timeout
@@ -128,13 +138,10 @@ def test_one_scrape_sums_every_process(server, multiproc_env, tmp_path):
         dict(Event.objects.filter(id__gt=first_event).values_list("type").annotate(n=Count("id")).order_by())
     )
     counted = {
-        dict(labels)["type"]: n
-        for (name, labels), n in increments(before, after, "mc_ledger_events_total").items()
+        dict(labels)["type"]: n for (name, labels), n in increments(before, after, "mc_ledger_events_total").items()
     }
     assert counted == dict(facts)
-    statuses = Counter(
-        e.data["status"] for e in Event.objects.filter(id__gt=first_event, type="task.status_changed")
-    )
+    statuses = Counter(e.data["status"] for e in Event.objects.filter(id__gt=first_event, type="task.status_changed"))
     assert {
         dict(labels)["status"]: n
         for (name, labels), n in increments(before, after, "mc_task_status_changes_total").items()
@@ -142,12 +149,16 @@ def test_one_scrape_sums_every_process(server, multiproc_env, tmp_path):
     assert statuses["blocked"] == 1 and statuses["failed"] == 2
 
     # The reconcile pass, timed in its own process.
-    assert value(after, "mc_reconcile_pass_duration_seconds_count") - value(
-        before, "mc_reconcile_pass_duration_seconds_count") == 1
+    assert (
+        value(after, "mc_reconcile_pass_duration_seconds_count")
+        - value(before, "mc_reconcile_pass_duration_seconds_count")
+        == 1
+    )
     assert value(after, "mc_reconcile_passes_total", result="done") == 1
     # HTTP latency by view and status, from both workers.
-    assert value(after, "mc_http_request_duration_seconds_count", view="api:task-launch", method="POST",
-                 status="201") == 1
+    assert (
+        value(after, "mc_http_request_duration_seconds_count", view="api:task-launch", method="POST", status="201") == 1
+    )
     assert value(after, "mc_http_request_duration_seconds_count", view="metrics", method="GET", status="403") == 1
     assert len(http_pids(tmp_path / "prometheus")) == 2
     # The database gauges, as the projection has them.

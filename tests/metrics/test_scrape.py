@@ -90,8 +90,13 @@ def _make(n: int, project, procedure) -> None:
         task = TaskFactory(project=project, procedure=procedure)
         fail_current(task)
         planning_services.task_mark_inconsistent(task_id=task.id, problems=["sized"])
-        report(task, status="running", native_run_id=f"unbound-{task.slug}", attempt=None,
-               created_at=timezone.now() - dt.timedelta(days=1))
+        report(
+            task,
+            status="running",
+            native_run_id=f"unbound-{task.slug}",
+            attempt=None,
+            created_at=timezone.now() - dt.timedelta(days=1),
+        )
         other = TaskFactory(project=project, procedure=procedure)
         launch(other)
 

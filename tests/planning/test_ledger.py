@@ -17,19 +17,16 @@ pytestmark = pytest.mark.django_db
 def test_raw_update_or_delete_of_a_ledger_row_fails(sql):
     TaskFactory()
     event = Event.objects.first()
-    with pytest.raises(DatabaseError, match="append-only"):
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(sql, [event.id])
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, [event.id])
     event.refresh_from_db()
     assert event.type == "task.created"
 
 
 def test_orm_update_and_delete_fail_too():
     TaskFactory()
-    with pytest.raises(DatabaseError):
-        with transaction.atomic():
-            Event.objects.update(actor="someone else")
-    with pytest.raises(DatabaseError):
-        with transaction.atomic():
-            Event.objects.all().delete()
+    with pytest.raises(DatabaseError), transaction.atomic():
+        Event.objects.update(actor="someone else")
+    with pytest.raises(DatabaseError), transaction.atomic():
+        Event.objects.all().delete()
     assert Event.objects.filter(actor="tests").count() == 1

@@ -27,22 +27,20 @@ def heard():
 
 
 def test_facts_are_heard_after_commit_per_write(heard, django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks(execute=True):
-        with transaction.atomic():
-            ledger_append(type="test.one", actor="t")
-            with ledger_batch():
-                ledger_append(type="test.two", actor="t")
-                ledger_append(type="test.three", actor="t")
-            assert heard == []  # nothing before the commit
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        ledger_append(type="test.one", actor="t")
+        with ledger_batch():
+            ledger_append(type="test.two", actor="t")
+            ledger_append(type="test.three", actor="t")
+        assert heard == []  # nothing before the commit
     assert heard == [["test.one"], ["test.two", "test.three"]]
 
 
 def test_nothing_is_heard_for_a_rolled_back_transaction_or_savepoint(heard, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        with pytest.raises(RuntimeError):
-            with transaction.atomic():
-                ledger_append(type="test.lost", actor="t")
-                raise RuntimeError
+        with pytest.raises(RuntimeError), transaction.atomic():
+            ledger_append(type="test.lost", actor="t")
+            raise RuntimeError
         with transaction.atomic():
             ledger_append(type="test.kept", actor="t")
             try:

@@ -1,9 +1,9 @@
 import pytest
 
 from planning import services
-from retries.selectors import plan_list_with_projection
 from planning.models import Plan
 from retries import services as retry_services
+from retries.selectors import plan_list_with_projection
 from tests.factories import PlanFactory, TaskFactory
 from tests.steps import launch
 

@@ -87,8 +87,14 @@ def test_batch_reports_and_batched_retries_keep_the_counts():
     attempts = [launch(t) for t in tasks]
     services.native_run_report_batch(
         reports=[
-            services.RunReport(executor="e", native_task_id=f"nt-{i}", native_run_id=f"nr-{i}", task=t.slug,
-                               status=status, attempt_id=a.id)
+            services.RunReport(
+                executor="e",
+                native_task_id=f"nt-{i}",
+                native_run_id=f"nr-{i}",
+                task=t.slug,
+                status=status,
+                attempt_id=a.id,
+            )
             for i, (t, a) in enumerate(zip(tasks, attempts))
             for status in ("running", "failed" if i % 2 else "succeeded")
         ],
@@ -109,11 +115,27 @@ def test_batch_reports_and_batched_retries_keep_the_counts():
 def test_an_import_keeps_the_counts(tmp_path):
     task = TaskFactory()
     path = tmp_path / "history.json"
-    path.write_text(json.dumps({"version": 1, "entries": [{
-        "planningTaskId": task.slug, "attemptId": "0b6f4c1e-2b1a-4a53-9d43-5c1d2f7e9a10", "attemptNumber": 1,
-        "requestedAt": "2026-11-02T09:14:00Z", "requestedAssigneeId": None, "nativeTaskId": "nt-1",
-        "nativeRunId": "nr-1", "status": "failed", "supersededAt": None, "supersededByAttemptId": None,
-    }]}))
+    path.write_text(
+        json.dumps(
+            {
+                "version": 1,
+                "entries": [
+                    {
+                        "planningTaskId": task.slug,
+                        "attemptId": "0b6f4c1e-2b1a-4a53-9d43-5c1d2f7e9a10",
+                        "attemptNumber": 1,
+                        "requestedAt": "2026-11-02T09:14:00Z",
+                        "requestedAssigneeId": None,
+                        "nativeTaskId": "nt-1",
+                        "nativeRunId": "nr-1",
+                        "status": "failed",
+                        "supersededAt": None,
+                        "supersededByAttemptId": None,
+                    }
+                ],
+            }
+        )
+    )
 
     assert run("import_retry_history", str(path)).code == 0
 

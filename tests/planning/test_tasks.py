@@ -51,8 +51,9 @@ def test_plan_must_belong_to_the_tasks_project():
     plan = PlanFactory()
     other = ProjectFactory()
     with pytest.raises(ServiceError) as exc:
-        services.task_create(slug="t", title="t", project=other.slug, procedure=ProcedureFactory().slug,
-                             plan=plan.id, actor="op")
+        services.task_create(
+            slug="t", title="t", project=other.slug, procedure=ProcedureFactory().slug, plan=plan.id, actor="op"
+        )
     assert "plan" in exc.value.errors
 
 

@@ -2,19 +2,15 @@
 (rule 2 and the run/attempt/task projections), with a number of statements
 that does not grow with the batch."""
 
-import datetime as dt
-import json
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.utils import timezone
 
-from planning.models import Event, PlanningTask
+from planning.models import PlanningTask
 from retries import services
-from retries.models import Attempt, NativeRun
 from tests.factories import ProcedureFactory, ProjectFactory, TaskFactory
-from tests.steps import fail_current, launch
+from tests.steps import launch
 
 pytestmark = pytest.mark.django_db
 
@@ -29,11 +25,25 @@ def _statements_for_batch(size, prefix):
         task = TaskFactory(slug=f"{prefix}{i}", project=project, procedure=procedure)
         attempt = launch(task)
         for status in ("running", "succeeded"):
-            reports.append(services.RunReport(
-                executor="ext", native_task_id=f"{prefix}nt-{i}", native_run_id=f"{prefix}nr-{i}", task=task.slug,
-                status=status, attempt_id=attempt.id))
-    reports.append(services.RunReport(
-        executor="ext", native_task_id=f"{prefix}nt-x", native_run_id=f"{prefix}nr-x", task="unknown", status="running"))
+            reports.append(
+                services.RunReport(
+                    executor="ext",
+                    native_task_id=f"{prefix}nt-{i}",
+                    native_run_id=f"{prefix}nr-{i}",
+                    task=task.slug,
+                    status=status,
+                    attempt_id=attempt.id,
+                )
+            )
+    reports.append(
+        services.RunReport(
+            executor="ext",
+            native_task_id=f"{prefix}nt-x",
+            native_run_id=f"{prefix}nr-x",
+            task="unknown",
+            status="running",
+        )
+    )
     with CaptureQueriesContext(connection) as queries:
         answers = services.native_run_report_batch(reports=reports, actor="executor")
     assert len(answers) == 2 * size + 1

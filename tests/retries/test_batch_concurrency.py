@@ -18,8 +18,9 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(120)]
 
 
 def _orphan(status):
-    return services.RunReport(executor="e", native_task_id="nt-x", native_run_id="nr-x", task="no-such-task",
-                              status=status)
+    return services.RunReport(
+        executor="e", native_task_id="nt-x", native_run_id="nr-x", task="no-such-task", status=status
+    )
 
 
 def _batch_waits_on_the_run_insert() -> bool:
@@ -51,8 +52,14 @@ def test_a_batch_whose_new_run_is_inserted_concurrently_retries_and_applies_to_i
             inserted.wait(60)
             outcome["answers"] = services.native_run_report_batch(
                 reports=[
-                    services.RunReport(executor="e", native_task_id="nt-1", native_run_id="nr-1", task=task.slug,
-                                       status="running", attempt_id=attempt.id),
+                    services.RunReport(
+                        executor="e",
+                        native_task_id="nt-1",
+                        native_run_id="nr-1",
+                        task=task.slug,
+                        status="running",
+                        attempt_id=attempt.id,
+                    ),
                     _orphan("running"),
                 ],
                 actor="second",

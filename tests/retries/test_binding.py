@@ -23,10 +23,12 @@ def test_old_failed_run_reporting_again_never_binds_to_the_new_attempt(with_atte
 
     # The stale executor keeps reporting, with or without the old attempt id,
     # and even as a new run id that reuses the old native task id.
-    run, created = report(task, status="running", native_run_id="nr-old", attempt=old if with_attempt_id else None,
-                          created_at=ago(-5))
-    other, _ = report(task, status="running", native_run_id="nr-old-2", native_task_id="nt-nr-old",
-                      attempt=None, created_at=ago(-5))
+    run, created = report(
+        task, status="running", native_run_id="nr-old", attempt=old if with_attempt_id else None, created_at=ago(-5)
+    )
+    other, _ = report(
+        task, status="running", native_run_id="nr-old-2", native_task_id="nt-nr-old", attempt=None, created_at=ago(-5)
+    )
 
     new.refresh_from_db()
     task.refresh_from_db()
@@ -67,8 +69,16 @@ def test_unknown_attempt_and_wrong_task_are_rejected():
 
     run, _ = report(task, status="running", native_run_id="nr-x", attempt=None)
     run2, _ = services.native_run_report(
-        report=services.RunReport(executor="ext", native_task_id="t", native_run_id="nr-y", task=task.slug,
-                                  status="running", attempt_id=uuid.uuid4()), actor="e")
+        report=services.RunReport(
+            executor="ext",
+            native_task_id="t",
+            native_run_id="nr-y",
+            task=task.slug,
+            status="running",
+            attempt_id=uuid.uuid4(),
+        ),
+        actor="e",
+    )
     run3, _ = report(task, status="running", native_run_id="nr-z", attempt=other_attempt)
     assert run2.binding_reason == "unknown_attempt"
     assert run3.binding_reason == "task_mismatch"
@@ -93,7 +103,12 @@ def test_legacy_run_older_than_the_retry_request_does_not_bind():
     task = TaskFactory()
     fail_current(task)
     new = rerun(task)
-    run, _ = report(task, status="running", native_run_id="nr-before", created_at=new.requested_at - __import__("datetime").timedelta(seconds=1))
+    run, _ = report(
+        task,
+        status="running",
+        native_run_id="nr-before",
+        created_at=new.requested_at - __import__("datetime").timedelta(seconds=1),
+    )
     assert run.binding == NativeRun.Binding.REJECTED and run.binding_reason == "predates_current_attempt"
 
 
@@ -156,9 +171,15 @@ def test_batch_applies_in_order_with_the_same_rules():
     aa, ba = launch(a), launch(b)
     results = services.native_run_report_batch(
         reports=[
-            services.RunReport(executor="e", native_task_id="t1", native_run_id="r1", task=a.slug, status="running", attempt_id=aa.id),
-            services.RunReport(executor="e", native_task_id="t2", native_run_id="r2", task=b.slug, status="failed", attempt_id=ba.id),
-            services.RunReport(executor="e", native_task_id="t1", native_run_id="r1", task=a.slug, status="succeeded", attempt_id=aa.id),
+            services.RunReport(
+                executor="e", native_task_id="t1", native_run_id="r1", task=a.slug, status="running", attempt_id=aa.id
+            ),
+            services.RunReport(
+                executor="e", native_task_id="t2", native_run_id="r2", task=b.slug, status="failed", attempt_id=ba.id
+            ),
+            services.RunReport(
+                executor="e", native_task_id="t1", native_run_id="r1", task=a.slug, status="succeeded", attempt_id=aa.id
+            ),
         ],
         actor="e",
     )

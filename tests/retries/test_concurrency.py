@@ -110,8 +110,14 @@ def test_concurrent_batches_over_the_same_tasks_do_not_deadlock():
     def batch(order):
         return services.native_run_report_batch(
             reports=[
-                services.RunReport(executor="e", native_task_id=f"nt-{i}", native_run_id=f"nr-{i}",
-                                   task=tasks[i].slug, status="running", attempt_id=attempts[i].id)
+                services.RunReport(
+                    executor="e",
+                    native_task_id=f"nt-{i}",
+                    native_run_id=f"nr-{i}",
+                    task=tasks[i].slug,
+                    status="running",
+                    attempt_id=attempts[i].id,
+                )
                 for i in order
             ],
             actor="e",
@@ -129,8 +135,13 @@ def test_concurrent_batches_of_unknown_tasks_runs_neither_deadlock_nor_duplicate
     def batch(order):
         return services.native_run_report_batch(
             reports=[
-                services.RunReport(executor="e", native_task_id=f"nt-{i}", native_run_id=f"orphan-{i}",
-                                   task="no-such-task", status="running")
+                services.RunReport(
+                    executor="e",
+                    native_task_id=f"nt-{i}",
+                    native_run_id=f"orphan-{i}",
+                    task="no-such-task",
+                    status="running",
+                )
                 for i in order
             ],
             actor="e",

@@ -15,7 +15,9 @@ pytestmark = pytest.mark.django_db
 
 
 def phase(attempt, name, outcome="passed", message=""):
-    return services.attempt_record_phase(attempt_id=attempt.id, phase=name, outcome=outcome, message=message, actor="ex")
+    return services.attempt_record_phase(
+        attempt_id=attempt.id, phase=name, outcome=outcome, message=message, actor="ex"
+    )
 
 
 def test_passing_every_phase_succeeds_the_attempt_and_the_task():
@@ -28,8 +30,9 @@ def test_passing_every_phase_succeeds_the_attempt_and_the_task():
     task.refresh_from_db()
     assert attempt.status == "succeeded" and attempt.started_at and attempt.finished_at
     assert task.status == "succeeded"
-    assert list(Event.objects.filter(attempt_id=attempt.id, type="phase.passed").values_list("data__phase", flat=True)) == [
-        "preflight", "execute", "finalize"]
+    assert list(
+        Event.objects.filter(attempt_id=attempt.id, type="phase.passed").values_list("data__phase", flat=True)
+    ) == ["preflight", "execute", "finalize"]
 
 
 def test_first_phase_moves_the_attempt_to_running():

@@ -35,7 +35,10 @@ def test_a_native_task_refused_as_superseded_never_binds_to_the_rerun_without_an
     task.refresh_from_db()
     assert (later.binding, later.binding_reason) == ("rejected", "retired_native_id")
     assert later.binding_facts["retired"] == {
-        "kind": "task", "value": "nt-X", "attempt_number": 1, "retired_at": later.binding_facts["retired"]["retired_at"]
+        "kind": "task",
+        "value": "nt-X",
+        "attempt_number": 1,
+        "retired_at": later.binding_facts["retired"]["retired_at"],
     }
     assert "retired with attempt #1" in later.binding_explanation
     assert second.status == Attempt.Status.PENDING and second.native_run_id is None
@@ -78,8 +81,9 @@ def test_hand_edited_rows_are_never_retried_by_reconcile_and_repair_brings_them_
     task.refresh_from_db()
     assert summary.retried == 0 and Attempt.objects.filter(task=task).count() == 1
     assert not Event.objects.filter(task=task, type="attempt.requested", data__kind="retry").exists()
-    assert not Event.objects.filter(task=task, type="task.status_changed", data__status="launch_requested",
-                                    id__gt=0, data__from="failed").exists()
+    assert not Event.objects.filter(
+        task=task, type="task.status_changed", data__status="launch_requested", id__gt=0, data__from="failed"
+    ).exists()
     assert task.inconsistent_since is not None
     assert "status is failed but the ledger says succeeded" in task.inconsistency
     marked = Event.objects.filter(task=task, type="task.marked_inconsistent").get()

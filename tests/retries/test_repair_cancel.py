@@ -45,8 +45,9 @@ def test_repair_retires_every_earlier_native_id_so_old_runs_never_bind():
     fail_current(task, native_run_id="nr-b")
     repair = services.task_repair(slug=task.slug, actor="admin", reason="clean slate").attempt
     for run_id in ("nr-a", "nr-b"):
-        run, _ = report(task, status="running", native_run_id=run_id + "-x", native_task_id="nt-" + run_id,
-                        created_at=ago(-1))
+        run, _ = report(
+            task, status="running", native_run_id=run_id + "-x", native_task_id="nt-" + run_id, created_at=ago(-1)
+        )
         assert run.binding == NativeRun.Binding.REJECTED
     repair.refresh_from_db()
     assert repair.native_run_id is None
@@ -59,7 +60,9 @@ def test_repair_keeps_frozen_assignee_unless_one_is_given():
     services.task_rerun(slug=task.slug, actor="op", reason="x", assignee=first_choice.name)
     kept = services.task_repair(slug=task.slug, actor="admin", reason="r1").attempt
     assert kept.requested_assignee == first_choice
-    given = services.task_repair(slug=task.slug, actor="admin", reason="r2", assignee=AgentFactory(name="g").name).attempt
+    given = services.task_repair(
+        slug=task.slug, actor="admin", reason="r2", assignee=AgentFactory(name="g").name
+    ).attempt
     assert given.requested_assignee.name == "g"
 
 

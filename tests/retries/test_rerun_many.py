@@ -11,7 +11,7 @@ from missioncontrol.errors import ServiceError
 from planning.models import Plan, PlanningTask
 from retries import services
 from retries.models import Attempt, IdempotencyKey, RetiredNativeId
-from tests.factories import AgentFactory, PlanFactory, ProjectFactory, TaskFactory
+from tests.factories import PlanFactory, TaskFactory
 from tests.retries.compare import last_event_id
 from tests.steps import current, fail_current, launch, report
 
@@ -37,7 +37,10 @@ def test_one_refusal_refuses_all_and_changes_nothing():
         services.task_rerun_many(slugs=["ok", "done", "active", "draft"], actor="operator", reason="all")
     assert exc.value.code == "rerun_refused"
     assert {slug: msgs[0].split(":")[0] for slug, msgs in exc.value.errors.items()} == {
-        "done": "use_repair", "active": "attempt_active", "draft": "not_launched"}
+        "done": "use_repair",
+        "active": "attempt_active",
+        "draft": "not_launched",
+    }
     assert last_event_id() == since
     ok.refresh_from_db()
     assert Attempt.objects.filter(task=ok).count() == 1 and ok.status == TS.FAILED
@@ -60,8 +63,9 @@ def test_a_key_replays_the_first_bulk_rerun_and_refuses_another_body():
     first = services.task_rerun_many(slugs=slugs, actor="operator", reason="again", idempotency_key="k1")
     assert IdempotencyKey.objects.filter(key="k1").count() == 3
     since = last_event_id()
-    again = services.task_rerun_many(slugs=list(reversed(slugs)), actor="operator", reason="again",
-                                     idempotency_key="k1")
+    again = services.task_rerun_many(
+        slugs=list(reversed(slugs)), actor="operator", reason="again", idempotency_key="k1"
+    )
     assert all(r.replayed and not r.created for r in again)
     assert [r.attempt.id for r in again] == [r.attempt.id for r in reversed(first)]
     assert last_event_id() == since
@@ -70,8 +74,9 @@ def test_a_key_replays_the_first_bulk_rerun_and_refuses_another_body():
     assert exc.value.code == "idempotency_key_reused"
     # A single rerun under the same key is a different request too.
     with pytest.raises(ServiceError):
-        services.task_rerun(slug=slugs[0], actor="operator", reason="again", idempotency_key="k1",
-                            supersede_active=True)
+        services.task_rerun(
+            slug=slugs[0], actor="operator", reason="again", idempotency_key="k1", supersede_active=True
+        )
 
 
 def _failed(n: int, plan: Plan) -> list[str]:

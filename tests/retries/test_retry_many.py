@@ -1,16 +1,14 @@
 """The set-based retry of the reconcile pass does what the per-task service
 does, task for task, in a fixed number of statements (issue 7, P3)."""
 
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from planning import services as planning_services
 from planning.models import Plan, PlanningTask
 from retries import services
 from retries.models import Attempt, RetiredNativeId
-from tests.factories import AgentFactory, PlanFactory, ProjectFactory, TaskFactory
+from tests.factories import PlanFactory, TaskFactory
 from tests.retries.compare import last_event_id
 from tests.steps import fail_current, launch
 

@@ -23,8 +23,9 @@ def phase_failed_task(**kwargs) -> PlanningTask:
     task = TaskFactory(**kwargs)
     attempt = launch(task)
     services.attempt_record_phase(attempt_id=attempt.id, phase="preflight", outcome="passed", actor="ex")
-    services.attempt_record_phase(attempt_id=attempt.id, phase="execute", outcome="failed",
-                                  message="disk full on worker-3", actor="ex")
+    services.attempt_record_phase(
+        attempt_id=attempt.id, phase="execute", outcome="failed", message="disk full on worker-3", actor="ex"
+    )
     task.refresh_from_db()
     return task
 
@@ -89,6 +90,9 @@ def rich_history(task: PlanningTask, reruns: int) -> PlanningTask:
 def snapshot(task: PlanningTask) -> tuple:
     """What a refused request must leave untouched."""
     task.refresh_from_db()
-    return (task.status, task.attempt_count, Attempt.objects.filter(task=task).count(),
-            Event.objects.filter(task=task).count())
-
+    return (
+        task.status,
+        task.attempt_count,
+        Attempt.objects.filter(task=task).count(),
+        Event.objects.filter(task=task).count(),
+    )

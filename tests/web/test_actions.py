@@ -104,7 +104,10 @@ def test_reason_is_required_and_shown_next_to_the_field(operator_client):
     before = snapshot(task)
     response = post(operator_client, task, "rerun", rerun_data(form_of(operator_client, task, "rerun"), reason="  "))
     assert response.status_code == 400
-    assert '<div class="field-error" role="alert">Give a reason: it is kept in the ledger.</div>' in response.content.decode()
+    assert (
+        '<div class="field-error" role="alert">Give a reason: it is kept in the ledger.</div>'
+        in response.content.decode()
+    )
     assert snapshot(task) == before
 
 
@@ -205,11 +208,16 @@ def test_repair_reopens_a_succeeded_task_keeping_the_frozen_assignee(operator_cl
     form = form_of(operator_client, task, "repair")
     assert "rerun_form" not in operator_client.get(reverse("task_detail", args=[task.slug])).context
 
-    response = post(operator_client, task, "repair", {
-        "repair-reason": "output was corrupted",
-        "repair-idempotency_key": form.initial["idempotency_key"],
-        "repair-assignee": form.initial.get("assignee", ""),
-    })
+    response = post(
+        operator_client,
+        task,
+        "repair",
+        {
+            "repair-reason": "output was corrupted",
+            "repair-idempotency_key": form.initial["idempotency_key"],
+            "repair-assignee": form.initial.get("assignee", ""),
+        },
+    )
 
     assert response.status_code == 200 and "Repair started: attempt #2" in response.content.decode()
     attempt = current(task)
@@ -220,9 +228,15 @@ def test_repair_clears_an_inconsistency(operator_client):
     task = failed_task()
     planning_services.task_mark_inconsistent(task_id=task.id, problems=["drift"])
     form = form_of(operator_client, task, "repair")
-    response = post(operator_client, task, "repair", {
-        "repair-reason": "fix", "repair-idempotency_key": form.initial["idempotency_key"],
-    })
+    response = post(
+        operator_client,
+        task,
+        "repair",
+        {
+            "repair-reason": "fix",
+            "repair-idempotency_key": form.initial["idempotency_key"],
+        },
+    )
     assert response.status_code == 200
     task.refresh_from_db()
     assert task.inconsistent_since is None

@@ -66,7 +66,9 @@ def test_anonymous_is_sent_to_login_from_every_page():
 
 
 def test_anonymous_fragment_request_redirects_the_whole_page():
-    response = Client().get(reverse("board"), **hx("board-live", HTTP_HX_CURRENT_URL="http://testserver/?status=failed"))
+    response = Client().get(
+        reverse("board"), **hx("board-live", HTTP_HX_CURRENT_URL="http://testserver/?status=failed")
+    )
     assert response.status_code == 200
     assert response["HX-Redirect"] == reverse("login") + "?next=/?status=failed"
 
@@ -135,7 +137,7 @@ def test_csrf_is_required_for_actions():
 
 def test_pages_carry_the_csrf_token_for_htmx(operator_client):
     body = operator_client.get(reverse("board")).content.decode()
-    assert "hx-headers='{\"X-CSRFToken\": \"" in body
+    assert 'hx-headers=\'{"X-CSRFToken": "' in body
     assert "htmx" in body and "/static/missioncontrol/mc.css" in body
 
 

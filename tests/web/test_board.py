@@ -5,9 +5,9 @@ import re
 import pytest
 from django.urls import reverse
 
+from missioncontrol.web import views
 from planning import services as planning_services
 from planning.models import Event
-from missioncontrol.web import views
 from retries import services
 from tests.factories import AgentFactory, PlanFactory, ProcedureFactory, ProjectFactory, TaskFactory
 from tests.web.conftest import hx

@@ -23,7 +23,7 @@ def rerun_form(html: str) -> dict:
         "tasks": re.findall(r'name="tasks" value="([^"]+)"', text),
         "idempotency_key": re.search(r'name="idempotency_key" value="([^"]+)"', text).group(1),
         "next": re.search(r'name="next" value="([^"]+)"', text).group(1).replace("&amp;", "&"),
-        "button": re.search(r'<button[^>]*>([^<]+)</button>', text).group(1),
+        "button": re.search(r"<button[^>]*>([^<]+)</button>", text).group(1),
         "override": 'name="override_budget"' in text,
     }
 

@@ -26,28 +26,49 @@ def admin_client(db):
 def make_deliveries(n: int) -> list[WebhookDelivery]:
     task = TaskFactory()
     services.subscription_create(url="https://1.1.1.1/hook", secret=SECRET, events=["task.blocked"], actor="ada")
-    alerts = [{"event": "task.blocked", "type": "task.status_changed",
-               "at": (timezone.now() + dt.timedelta(microseconds=i)).isoformat(), "actor": "system",
-               "task_id": task.id, "plan_id": None, "attempt_id": None, "data": {"reason": "budget_exhausted"}}
-              for i in range(n)]
+    alerts = [
+        {
+            "event": "task.blocked",
+            "type": "task.status_changed",
+            "at": (timezone.now() + dt.timedelta(microseconds=i)).isoformat(),
+            "actor": "system",
+            "task_id": task.id,
+            "plan_id": None,
+            "attempt_id": None,
+            "data": {"reason": "budget_exhausted"},
+        }
+        for i in range(n)
+    ]
     ids = services.deliveries_create(alerts)
     return list(WebhookDelivery.objects.filter(id__in=ids))
 
 
 def test_lists_deliveries_with_their_status(admin_client):
     first, second, third = make_deliveries(3)
-    WebhookDelivery.objects.filter(id=first.id).update(state="delivered", tries=1, last_status=204,
-                                                       next_try_at=None, delivered_at=timezone.now())
-    WebhookDelivery.objects.filter(id=second.id).update(state="failed", tries=8, last_status=500,
-                                                        last_error="Answered 500.", next_try_at=None)
+    WebhookDelivery.objects.filter(id=first.id).update(
+        state="delivered", tries=1, last_status=204, next_try_at=None, delivered_at=timezone.now()
+    )
+    WebhookDelivery.objects.filter(id=second.id).update(
+        state="failed", tries=8, last_status=500, last_error="Answered 500.", next_try_at=None
+    )
     WebhookDelivery.objects.filter(id=third.id).update(tries=2, last_error="ConnectionError: refused")
 
     page = admin_client.get("/deliveries/")
     assert page.status_code == 200
     html = page.content.decode()
     assert html.count('class="delivery-') == 3
-    for text in ("s-delivered", "s-failed", "s-pending", "Answered 500.", "ConnectionError: refused", "8 of 8",
-                 "gave up", "task.blocked", first.body["task"], 'aria-current="page">Alert deliveries'):
+    for text in (
+        "s-delivered",
+        "s-failed",
+        "s-pending",
+        "Answered 500.",
+        "ConnectionError: refused",
+        "8 of 8",
+        "gave up",
+        "task.blocked",
+        first.body["task"],
+        'aria-current="page">Alert deliveries',
+    ):
         assert text in html, text
 
     only_failed = admin_client.get("/deliveries/", {"state": "failed"}).content.decode()

@@ -81,8 +81,9 @@ def make_runs():
     report(task, status="running", native_run_id="nr-superseded", attempt=old)
     report(TaskFactory(slug="t-draft"), status="queued", native_run_id="nr-waiting", created_at=ago(1))
     services.native_run_report(
-        report=services.RunReport(executor="http", native_task_id="nt-x", native_run_id="nr-ghost",
-                                  task="no-such-task", status="running"),
+        report=services.RunReport(
+            executor="http", native_task_id="nt-x", native_run_id="nr-ghost", task="no-such-task", status="running"
+        ),
         actor="executor",
     )
     return task, old
@@ -112,7 +113,9 @@ def test_native_runs_filters(viewer_client):
     url = reverse("native_runs")
     assert set(run_rows(viewer_client.get(url, {"binding": "unbound"}).content.decode())) == {"nr-waiting"}
     assert set(run_rows(viewer_client.get(url, {"binding": "rejected"}).content.decode())) == {
-        "nr-superseded", "nr-ghost"}
+        "nr-superseded",
+        "nr-ghost",
+    }
     assert set(run_rows(viewer_client.get(url, {"executor": "http"}).content.decode())) == {"nr-ghost"}
     bad = viewer_client.get(url, {"binding": "bound"}).content.decode()
     assert "Ignored:" in bad and len(run_rows(bad)) == 3

@@ -49,8 +49,9 @@ def test_assignees_side_by_side_with_a_note_when_they_differ(viewer_client):
     assert 'data-role="task-assignee">owner-bot<' in differ
     assert 'data-role="frozen-assignee">chosen<' in differ
     assert 'data-role="owner">owner-bot<' in differ
-    assert ("The task's assignee is <strong>owner-bot</strong>, but attempt #2 is frozen on "
-            "<strong>chosen</strong>") in differ
+    assert (
+        "The task's assignee is <strong>owner-bot</strong>, but attempt #2 is frozen on <strong>chosen</strong>"
+    ) in differ
 
 
 def test_timeline_newest_first_with_superseded_marks_linking_to_the_successor(viewer_client):
@@ -119,7 +120,7 @@ def test_ledger_tab_lists_every_event_oldest_first(viewer_client):
     assert listed == [e.id for e in events]
     for event in events:
         assert event.type in html
-    assert f"Ledger <span class=\"n\">{len(events)}</span>" in html
+    assert f'Ledger <span class="n">{len(events)}</span>' in html
     assert 'id="attempt-' not in html  # the other tab is not rendered
 
 
@@ -136,8 +137,10 @@ def test_blocked_task_explains_the_spent_budget(viewer_client):
     fail_current(task)
     services.task_retry_or_block(task_id=task.id)
     html = detail(viewer_client, task).content.decode()
-    assert 'data-role="block-reason">Blocked: budget_exhausted: 1 of 1 attempts used; the last one ended in ' \
-           "executor_failed" in html
+    assert (
+        'data-role="block-reason">Blocked: budget_exhausted: 1 of 1 attempts used; the last one ended in '
+        "executor_failed" in html
+    )
 
 
 def test_draft_task_has_no_timeline_yet(operator_client):
@@ -162,7 +165,7 @@ def test_fragments_for_htmx_and_the_full_page_without(viewer_client):
 
     assert full.startswith("<!doctype html>") and 'id="task-live"' in full and 'id="task-actions"' in full
     assert live.lstrip().startswith('<div id="task-live"') and 'id="task-actions"' not in live
-    assert "<table class=\"grid events\">" in ledger and "<html" not in ledger
+    assert '<table class="grid events">' in ledger and "<html" not in ledger
     assert actions.lstrip().startswith('<aside id="task-actions"')
 
 
@@ -229,7 +232,9 @@ def test_attempts_all_shows_the_whole_timeline_and_keeps_polling_it(viewer_clien
     assert 'href="#attempt-2">superseded by #2<' in attempt_block(html, 1)
     poller = re.search(r'<div class="poller"[^>]*>', html).group(0)
     assert "attempts=all" in poller
-    assert "attempts=all" not in re.search(r'<div class="poller"[^>]*>', detail(viewer_client, task).content.decode()).group(0)
+    assert "attempts=all" not in re.search(
+        r'<div class="poller"[^>]*>', detail(viewer_client, task).content.decode()
+    ).group(0)
 
 
 def test_a_short_timeline_has_no_older_link(viewer_client, window):
@@ -271,11 +276,29 @@ def _imported(task, **entry):
     from retries.history import retry_history_import
 
     AgentFactory(name="aemeath")
-    retry_history_import(data=json.dumps({"version": 1, "entries": [{
-        "planningTaskId": task.slug, "attemptId": None, "attemptNumber": 1, "requestedAt": "2026-11-02T09:14:00Z",
-        "requestedAssigneeId": "aemeath", "nativeTaskId": "nt-1", "nativeRunId": "nr-1", "status": "failed",
-        "supersededAt": None, "supersededByAttemptId": None, **entry,
-    }]}), actor="importer")
+    retry_history_import(
+        data=json.dumps(
+            {
+                "version": 1,
+                "entries": [
+                    {
+                        "planningTaskId": task.slug,
+                        "attemptId": None,
+                        "attemptNumber": 1,
+                        "requestedAt": "2026-11-02T09:14:00Z",
+                        "requestedAssigneeId": "aemeath",
+                        "nativeTaskId": "nt-1",
+                        "nativeRunId": "nr-1",
+                        "status": "failed",
+                        "supersededAt": None,
+                        "supersededByAttemptId": None,
+                        **entry,
+                    }
+                ],
+            }
+        ),
+        actor="importer",
+    )
 
 
 def test_imported_history_reads_imported_superseded_and_diagnoses_the_imported_failure(operator_client):

@@ -32,9 +32,24 @@ class AttemptSerializer(serializers.ModelSerializer):
     class Meta:
         model = Attempt
         fields = [
-            "id", "task", "number", "kind", "status", "requested_by", "requested_at", "reason",
-            "requested_assignee", "resume_phase", "phases", "superseded_at", "superseded_by",
-            "native_task_id", "native_run_id", "failure", "started_at", "finished_at",
+            "id",
+            "task",
+            "number",
+            "kind",
+            "status",
+            "requested_by",
+            "requested_at",
+            "reason",
+            "requested_assignee",
+            "resume_phase",
+            "phases",
+            "superseded_at",
+            "superseded_by",
+            "native_task_id",
+            "native_run_id",
+            "failure",
+            "started_at",
+            "finished_at",
         ]
         read_only_fields = fields
 

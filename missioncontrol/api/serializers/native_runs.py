@@ -30,8 +30,17 @@ class NativeRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = NativeRun
         fields = [
-            "executor", "native_task_id", "native_run_id", "task", "attempt_id", "status", "phase",
-            "created_at", "last_seen_at", "message", "binding",
+            "executor",
+            "native_task_id",
+            "native_run_id",
+            "task",
+            "attempt_id",
+            "status",
+            "phase",
+            "created_at",
+            "last_seen_at",
+            "message",
+            "binding",
         ]
         read_only_fields = fields
 

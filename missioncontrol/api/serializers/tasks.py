@@ -32,8 +32,20 @@ class TaskSerializer(serializers.ModelSerializer):
     class Meta:
         model = PlanningTask
         fields = [
-            "slug", "title", "project", "procedure", "plan", "status", "params", "assignee",
-            "max_attempts", "attempt_count", "current_attempt", "diagnostics", "created_at", "updated_at",
+            "slug",
+            "title",
+            "project",
+            "procedure",
+            "plan",
+            "status",
+            "params",
+            "assignee",
+            "max_attempts",
+            "attempt_count",
+            "current_attempt",
+            "diagnostics",
+            "created_at",
+            "updated_at",
         ]
         read_only_fields = fields
 
@@ -95,7 +107,9 @@ class RerunSerializer(ReasonSerializer):
 
 class BulkRerunSerializer(RerunSerializer):
     tasks = serializers.ListField(
-        child=StrictCharField(max_length=200), min_length=1, max_length=MAX_BULK_RERUN,
+        child=StrictCharField(max_length=200),
+        min_length=1,
+        max_length=MAX_BULK_RERUN,
         help_text=f"Slugs of the tasks to rerun, each once, at most {MAX_BULK_RERUN}.",
     )
     # A slug given twice is refused by ``task_rerun_many`` with the same

@@ -66,8 +66,7 @@ END $$""",
         # Tables and sequences a later migration creates (as the owner).
         f"ALTER DEFAULT PRIVILEGES FOR ROLE {quote(owner)} IN SCHEMA public "
         f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {r}",
-        f"ALTER DEFAULT PRIVILEGES FOR ROLE {quote(owner)} IN SCHEMA public "
-        f"GRANT USAGE, SELECT ON SEQUENCES TO {r}",
+        f"ALTER DEFAULT PRIVILEGES FOR ROLE {quote(owner)} IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {r}",
     ]
     return statements
 
@@ -81,8 +80,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("role", help="name of the application's role, e.g. mc_app")
-        parser.add_argument("--password-from-env", metavar="VAR",
-                            help="set the role's password from this environment variable")
+        parser.add_argument(
+            "--password-from-env", metavar="VAR", help="set the role's password from this environment variable"
+        )
         parser.add_argument("--print-sql", action="store_true", help="print the statements instead of running them")
 
     def handle(self, *args, role: str, password_from_env: str | None, print_sql: bool, **options):

@@ -19,6 +19,8 @@ class Command(BaseCommand):
         for spec in TASKS:
             self.stdout.write(f"  {spec.slug}")
         self.stdout.write("")
-        self.stdout.write(self.style.WARNING(
-            "Demo users (demo only, never in production): operator/operator, viewer/viewer, admin/admin (superuser)."
-        ))
+        self.stdout.write(
+            self.style.WARNING(
+                "Demo users (demo only, never in production): operator/operator, viewer/viewer, admin/admin (superuser)."
+            )
+        )

@@ -23,7 +23,9 @@ class Command(BaseCommand):
         )
         parser.add_argument("--actor", default="repair_tasks", help="Name recorded in the ledger.")
 
-    def handle(self, *args, slugs, reason, assignee=None, dry_run=False, keep_going=False, actor="repair_tasks", **options):
+    def handle(
+        self, *args, slugs, reason, assignee=None, dry_run=False, keep_going=False, actor="repair_tasks", **options
+    ):
         if not reason.strip():
             raise CommandError("Give a --reason: it is kept in the ledger.")
         agent = None

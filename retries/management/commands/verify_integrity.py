@@ -13,9 +13,7 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument(
-            "--no-mark", action="store_true", help="Only report; do not mark inconsistent tasks."
-        )
+        parser.add_argument("--no-mark", action="store_true", help="Only report; do not mark inconsistent tasks.")
         parser.add_argument(
             "--repair",
             action="store_true",
