@@ -300,7 +300,11 @@ def tokens(params: dict) -> dict:
     out = {}
     for username, role in params["users"]:
         buffer = io.StringIO()
-        call_command("create_api_token", username, "--role", role, stdout=buffer)
+        # Executor tokens are confined to the executors the loads report as.
+        grants = [arg for name in ("bench", "soak", "external") for arg in ("--executor", name)]
+        call_command(
+            "create_api_token", username, "--role", role, *(grants if role == "executor" else []), stdout=buffer
+        )
         out[username] = buffer.getvalue().strip().splitlines()[-1].strip()
     return {"tokens": out}
 

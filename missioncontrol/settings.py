@@ -201,9 +201,14 @@ REQUEST_MAX_URL_BYTES = 4096
 # may nest 32 levels themselves.
 API_MAX_JSON_DEPTH = 64
 
+# How long a process trusts what it read of an API token (its user, roles
+# and executor grants; missioncontrol/api/authentication.py). Changes made in
+# the same process apply at once; another process sees them within this time.
+API_AUTH_CACHE_SECONDS = float(os.environ.get("API_AUTH_CACHE_SECONDS", "5"))
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "missioncontrol.api.authentication.CachedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],

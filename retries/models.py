@@ -167,6 +167,9 @@ class NativeRun(models.Model):
     # What the binding decision compared (``retries.decisions.decide_binding``):
     # every screen explains the binding from these with ``explain_binding``.
     binding_facts = models.JSONField(default=dict, db_default={}, blank=True)
+    # Who (the API user, or "system" for the built-in executor) sent the
+    # newest report that changed the run; the ledger keeps every report's actor.
+    reported_by = models.CharField(max_length=150, blank=True, default="", db_default="")
 
     class Meta:
         ordering = ["-last_seen_at"]

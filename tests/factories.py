@@ -79,3 +79,8 @@ class TaskFactory(factory.Factory):
             max_attempts=max_attempts,
             actor="tests",
         )
+
+
+# The executor names the tests report as; an executor token is granted all
+# of them (create_api_token --executor), never the built-in "local".
+TEST_EXECUTORS = ("ext", "e", "external", "http", "cloud", "legacy-runtime", "bench", "soak")

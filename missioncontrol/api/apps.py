@@ -2,8 +2,8 @@ from django.apps import AppConfig
 
 
 class ApiConfig(AppConfig):
-    """The REST API: an installed app so Django finds its management command
-    (``create_api_token``); it has no models."""
+    """The REST API: its management command (``create_api_token``) and the
+    executor grants that confine executor tokens (``models.ExecutorGrant``)."""
 
     name = "missioncontrol.api"
     label = "api"

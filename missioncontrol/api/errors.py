@@ -39,6 +39,8 @@ STATUS_FOR_CODE: dict[str, int] = {
     "attempt_finished": 409,
     "conflict": 409,
     "not_allowed": 403,
+    # The token may not report as this executor (missioncontrol.roles.decide_report_as).
+    "executor_not_allowed": 403,
     "nothing_to_cancel": 409,
     "snapshot_failed": 500,
 }

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from missioncontrol.api.errors import flatten_errors
 from missioncontrol.api.filters import NativeRunFilter
+from missioncontrol.api.permissions import check_report_as
 from missioncontrol.api.schema import error
 from missioncontrol.api.views import ApiViewSet, validated
 from missioncontrol.errors import ServiceError
@@ -32,6 +33,9 @@ def run_report(data: dict) -> services.RunReport:
         responses={
             201: OpenApiResponse(s.NativeRunSerializer, description="A run not seen before."),
             200: OpenApiResponse(s.NativeRunSerializer, description="A known run: updated or a heartbeat."),
+            403: error(
+                "`executor_not_allowed`: the token may not report as this executor (see create_api_token --executor)."
+            ),
         },
     ),
 )
@@ -43,6 +47,7 @@ class NativeRunViewSet(mixins.ListModelMixin, ApiViewSet):
 
     def create(self, request):
         report = run_report(validated(s.NativeRunReportSerializer, request))
+        check_report_as(request.user, [report.executor])
         run, created = services.native_run_report(report=report, actor=self.actor)
         return Response(s.NativeRunSerializer(run).data, status=201 if created else 200)
 
@@ -52,6 +57,9 @@ class NativeRunViewSet(mixins.ListModelMixin, ApiViewSet):
         responses={
             200: s.NativeRunBatchResultSerializer,
             400: error("`errors` maps each invalid report's index to its field errors; nothing was applied."),
+            403: error(
+                "`executor_not_allowed`: `errors` maps each report naming an executor the token may not report as; nothing was applied."
+            ),
         },
     )
     @action(detail=False, methods=["post"])
@@ -87,5 +95,6 @@ class NativeRunViewSet(mixins.ListModelMixin, ApiViewSet):
                 f"{len(errors)} of {len(reports)} reports are invalid; none was applied.",
                 errors=errors,
             )
+        check_report_as(request.user, [r.executor for r in parsed], indexed=True)
         results = services.native_run_report_batch(reports=parsed, actor=self.actor)
         return Response({"results": s.NativeRunSerializer([run for run, _ in results], many=True).data})

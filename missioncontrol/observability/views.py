@@ -8,10 +8,10 @@ from __future__ import annotations
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
 
+from missioncontrol.api.authentication import CachedTokenAuthentication
 from missioncontrol.api.errors import error_body
 from missioncontrol.roles import ADMIN, METRICS, has_role
 
@@ -28,7 +28,7 @@ def _refused(status: int, detail: str, code: str) -> JsonResponse:
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
     try:
-        found = TokenAuthentication().authenticate(Request(request))
+        found = CachedTokenAuthentication().authenticate(Request(request))
     except AuthenticationFailed as exc:
         return _refused(401, str(exc.detail), "authentication_failed")
     if found is None:

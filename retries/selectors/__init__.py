@@ -7,10 +7,12 @@ whatever the number of rows, one module per concept:
 - ``plans``: plans with their counts and failed tasks;
 - ``board``: the dashboard's triage board;
 - ``task_detail``: the dashboard's task page;
-- ``native_runs``: the dashboard's native runs page.
+- ``native_runs``: the dashboard's native runs page;
+- ``attempts``: what the API checks of one attempt before a service call.
 
 Everything public is importable from ``retries.selectors`` itself."""
 
+from .attempts import attempt_executor
 from .board import (
     ATTENTION_STATUSES,
     BoardFilters,
@@ -50,6 +52,7 @@ __all__ = [
     "PhaseChip",
     "TaskDetail",
     "active_agents",
+    "attempt_executor",
     "attach_claimed_attempts",
     "attempts_for_task",
     "board_counts",

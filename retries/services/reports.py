@@ -188,7 +188,7 @@ def _bind(
     return run_fields, attempt_fields
 
 
-def _new_run(report: RunReport, task: PlanningTask | None, now: dt.datetime) -> NativeRun:
+def _new_run(report: RunReport, task: PlanningTask | None, now: dt.datetime, actor: str) -> NativeRun:
     """A new native run as its first report describes it; its claims are fixed from then on."""
     return NativeRun(
         executor=report.executor,
@@ -203,6 +203,7 @@ def _new_run(report: RunReport, task: PlanningTask | None, now: dt.datetime) -> 
         first_seen_at=now,
         last_seen_at=now,
         message=report.message or "",
+        reported_by=actor,
     )
 
 
@@ -255,6 +256,9 @@ def _apply_report(
             return [], [], []
         run.last_seen_at = now
         run_fields.append("last_seen_at")
+        if run.reported_by != actor:
+            run.reported_by = actor
+            run_fields.append("reported_by")
         move = run_status_move(run.status, report.status)
         if move.late:
             ledger_append(
@@ -393,7 +397,7 @@ def _report_batch_locked(reports: list[RunReport], ids: dict[str, int], *, actor
             run = runs.get(key)
             created = run is None
             if created:
-                run = runs[key] = new_runs[key] = _new_run(report, task, now)
+                run = runs[key] = new_runs[key] = _new_run(report, task, now, actor)
             changed_run, changed_attempt, changed_task = _apply_report(
                 task, current, run, created, report, actor=actor, now=now, known=known
             )

@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 
 from missioncontrol.api.services import api_token_create
 from planning.models import PlanningTask
-from tests.factories import AgentFactory, ProcedureFactory, ProjectFactory, TaskFactory
+from tests.factories import TEST_EXECUTORS, AgentFactory, ProcedureFactory, ProjectFactory, TaskFactory
 
 ROLE_NAMES = ("viewer", "operator", "executor", "admin")
 
@@ -21,7 +21,7 @@ def token_client(username: str, role: str | None) -> APIClient:
 
         key = Token.objects.create(user=user).key
     else:
-        key = api_token_create(username=username, role=role).key
+        key = api_token_create(username=username, role=role, executors=TEST_EXECUTORS if role == "executor" else ()).key
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
 

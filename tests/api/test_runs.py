@@ -11,7 +11,7 @@ from missioncontrol.api.services import api_token_create
 from planning.models import Event, PlanningTask
 from retries.models import Attempt, NativeRun, PhaseOutcome
 from tests.api.conftest import assert_error, binding_of
-from tests.factories import TaskFactory
+from tests.factories import TEST_EXECUTORS, TaskFactory
 from tests.steps import fail_current, launch
 
 pytestmark = pytest.mark.django_db
@@ -225,7 +225,7 @@ def test_concurrent_batches_over_the_same_tasks_in_opposite_orders_do_not_deadlo
         report(t, f"nr-{t.slug}", status="succeeded", attempt_id=str(a.id))
         for t, a in reversed(list(zip(tasks, attempts, strict=True)))
     ]
-    key = api_token_create(username="batch-executor", role="executor").key
+    key = api_token_create(username="batch-executor", role="executor", executors=TEST_EXECUTORS).key
     statuses: list[int] = []
     barrier = threading.Barrier(8)
 

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 
 from missioncontrol.api.services import api_token_create
-from tests.factories import AgentFactory, PlanFactory, ProcedureFactory, ProjectFactory, TaskFactory
+from tests.factories import TEST_EXECUTORS, AgentFactory, PlanFactory, ProcedureFactory, ProjectFactory, TaskFactory
 from tests.steps import fail_current, launch
 
 CONFIG = schemathesis.config.SchemathesisConfig.from_dict(
@@ -79,7 +79,7 @@ def auth(db, settings):
             fail_current(task)
     # An admin that is also an executor, so that the executor endpoints are
     # exercised past the role check too.
-    api_token_create(username="fuzz-admin", role="executor")
+    api_token_create(username="fuzz-admin", role="executor", executors=TEST_EXECUTORS)
     token = api_token_create(username="fuzz-admin", role="admin")
     return {"Authorization": f"Token {token.key}"}
 

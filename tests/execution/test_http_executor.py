@@ -30,7 +30,7 @@ def http_task() -> PlanningTask:
 
 def executor_token() -> str:
     out = io.StringIO()
-    call_command("create_api_token", "gateway", "--role", "executor", stdout=out)
+    call_command("create_api_token", "gateway", "--role", "executor", "--executor", "http", stdout=out)
     return out.getvalue().strip().splitlines()[-1]
 
 

@@ -15,7 +15,7 @@ from rest_framework.test import APIClient
 from missioncontrol.api.services import api_token_create
 from planning.models import Event, PlanningTask
 from retries.models import Attempt, NativeRun
-from tests.factories import AgentFactory, ProcedureFactory, ProjectFactory, TaskFactory
+from tests.factories import TEST_EXECUTORS, AgentFactory, ProcedureFactory, ProjectFactory, TaskFactory
 from tests.steps import fail_current
 
 API_ERROR_KEYS = {"detail", "code", "errors"}
@@ -23,7 +23,9 @@ API_ERROR_KEYS = {"detail", "code", "errors"}
 
 def token_client(username: str, role: str) -> APIClient:
     client = APIClient(raise_request_exception=False)
-    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token_create(username=username, role=role).key}")
+    client.credentials(
+        HTTP_AUTHORIZATION=f"Token {api_token_create(username=username, role=role, executors=TEST_EXECUTORS if role == 'executor' else ()).key}"
+    )
     return client
 
 

@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 from missioncontrol.api.services import api_token_create
 from planning.models import Event, PlanningTask
 from retries.models import Attempt, NativeRun
-from tests.factories import AgentFactory, ProcedureFactory, ProjectFactory, TaskFactory
+from tests.factories import TEST_EXECUTORS, AgentFactory, ProcedureFactory, ProjectFactory, TaskFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -78,7 +78,7 @@ def test_the_application_runs_as_the_role(app_role):
     ProjectFactory(slug="policy", owner=owner)
     ProcedureFactory(slug="aemeath", phases=["preflight", "execute"])
     operator_key = api_token_create(username="op-role", role="operator").key
-    executor_key = api_token_create(username="exec-role", role="executor").key
+    executor_key = api_token_create(username="exec-role", role="executor", executors=TEST_EXECUTORS).key
     operator, executor = APIClient(), APIClient()
     operator.credentials(HTTP_AUTHORIZATION=f"Token {operator_key}")
     executor.credentials(HTTP_AUTHORIZATION=f"Token {executor_key}")

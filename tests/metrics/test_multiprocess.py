@@ -16,7 +16,7 @@ from prometheus_client.mmap_dict import MmapedDict
 
 from missioncontrol.api.services import api_token_create
 from planning.models import Event
-from tests.factories import ProcedureFactory, ProjectFactory, TaskFactory
+from tests.factories import TEST_EXECUTORS, ProcedureFactory, ProjectFactory, TaskFactory
 from tests.metrics.helpers import increments, parse, value
 from tests.servers import Gunicorn, project_env, run_python
 
@@ -65,7 +65,9 @@ def http_pids(directory) -> set[int]:
 
 def test_one_scrape_sums_every_process(server, multiproc_env, tmp_path):
     operator = {"Authorization": f"Token {api_token_create(username='op', role='operator').key}"}
-    executor = {"Authorization": f"Token {api_token_create(username='exe', role='executor').key}"}
+    executor = {
+        "Authorization": f"Token {api_token_create(username='exe', role='executor', executors=TEST_EXECUTORS).key}"
+    }
     scraper = {"Authorization": f"Token {api_token_create(username='prom', role='metrics').key}"}
     procedure = ProcedureFactory(max_attempts=2, stall_timeout_seconds=1)
     task = TaskFactory(project=ProjectFactory(), procedure=procedure)

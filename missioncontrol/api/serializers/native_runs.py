@@ -41,6 +41,8 @@ class NativeRunSerializer(serializers.ModelSerializer):
             "last_seen_at",
             "message",
             "binding",
+            # Extension of API.md: the user whose report last changed the run.
+            "reported_by",
         ]
         read_only_fields = fields
 
