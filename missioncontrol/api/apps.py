@@ -7,3 +7,7 @@ class ApiConfig(AppConfig):
 
     name = "missioncontrol.api"
     label = "api"
+
+    def ready(self) -> None:
+        # The schema's field extensions register on import.
+        from . import schema  # noqa: F401

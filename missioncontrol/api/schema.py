@@ -4,8 +4,36 @@ schema meets no undocumented status."""
 
 from __future__ import annotations
 
+from django.conf import settings
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
+
+# What DRF's CharField refuses, as patterns both ECMA-262 (the schema's
+# dialect) and Python read alike: a NUL anywhere (ProhibitNullCharacters),
+# and, unless blank is allowed, a value that is empty once str.strip() has
+# trimmed it (its whitespace spelled out: ECMA's \s is another set).
+_STRIPPED = "\\u0009-\\u000d\\u001c-\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+NO_NUL = "^[^\\u0000]*$"
+NOT_BLANK = f"^[^\\u0000]*[^\\u0000{_STRIPPED}][^\\u0000]*$"
+
+
+class StrictCharFieldSchema(OpenApiSerializerFieldExtension):
+    """A text field's schema says what it refuses: no NUL, and when blank is
+    not allowed, minLength 1 and at least one character that is not space."""
+
+    target_class = "missioncontrol.api.fields.StrictCharField"
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema, direction):
+        schema = auto_schema._map_serializer_field(self.target, direction, bypass_extensions=True)
+        if direction == "request" and "enum" not in schema and "format" not in schema:
+            if self.target.allow_blank:
+                schema.setdefault("pattern", NO_NUL)
+            else:
+                schema["minLength"] = max(1, schema.get("minLength", 0))
+                schema.setdefault("pattern", NOT_BLANK)
+        return schema
 
 ErrorSerializer = inline_serializer(
     name="Error",
@@ -45,9 +73,22 @@ def _response(description: str) -> dict:
     return {"description": description, "content": {"application/json": {"schema": _ERROR_REF}}}
 
 
+def limits_description() -> str:
+    return (
+        "Planning tasks, attempts and native runs, with safe reruns.\n\n"
+        "Limits, each refused in the error shape and changing nothing: a body of at most "
+        f"{settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes (413 `too_large`); path and query of at most "
+        f"{settings.REQUEST_MAX_URL_BYTES} bytes (414 `uri_too_long`); JSON nested at most "
+        f"{settings.API_MAX_JSON_DEPTH} arrays or objects deep (400); a body in UTF-8 JSON (415 otherwise); "
+        "no NUL and no lone surrogate in any text (400 naming the field); an `Idempotency-Key` of 1 to 200 "
+        "visible ASCII characters (400 otherwise)."
+    )
+
+
 def add_error_responses(result, generator, request, public):
     """drf-spectacular postprocessing hook."""
     result.setdefault("components", {}).setdefault("schemas", {})["Error"] = _ERROR_SCHEMA
+    result.setdefault("info", {})["description"] = limits_description()
     for path, item in result.get("paths", {}).items():
         for method, operation in item.items():
             if method not in {"get", "post", "put", "patch", "delete"}:
@@ -65,7 +106,9 @@ def add_error_responses(result, generator, request, public):
             if "{" in path or any(p.get("name") == "page" for p in params):
                 defaults["404"] = "Unknown object (or a page past the end)."
             if has_body:
-                defaults["415"] = "The body is not JSON."
+                defaults["415"] = "The body is not JSON, or not in UTF-8."
+                defaults["413"] = f"`too_large`: the body is over {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+            defaults["414"] = f"`uri_too_long`: path and query are over {settings.REQUEST_MAX_URL_BYTES} bytes."
             for status, description in defaults.items():
                 responses.setdefault(status, _response(description))
     return result

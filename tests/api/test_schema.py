@@ -88,3 +88,41 @@ def test_the_docs_page_loads_nothing_from_a_cdn(viewer):
     script = viewer.get("/api/v1/docs/?script=", HTTP_ACCEPT="text/html")
     assert script.status_code == 200 and script["Content-Type"].startswith("application/javascript")
     assert "/api/v1/schema/" in script.content.decode()
+
+
+def test_the_schema_states_the_limits_the_server_enforces(schema):
+    from django.conf import settings
+
+    info = schema["info"]["description"]
+    assert str(settings.DATA_UPLOAD_MAX_MEMORY_SIZE) in info and str(settings.REQUEST_MAX_URL_BYTES) in info
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            assert "414" in operation["responses"], (path, method)
+            if "requestBody" in operation:
+                assert {"413", "415"} <= set(operation["responses"]), (path, method)
+    report = schema["components"]["schemas"]["NativeRunReport"]["properties"]
+    assert report["executor"]["minLength"] == 1 and report["phase"].get("minLength", 0) == 0
+
+
+SAMPLES = ["", " ", "\t\n", "\x1c", "\u3000", "\u00a0x", "a\x00b", "\x00", "x", " x ", "\ufeff", "é", "a b"]
+
+
+@pytest.mark.parametrize("allow_blank", [False, True])
+@pytest.mark.parametrize("sample", SAMPLES)
+def test_a_text_fields_pattern_accepts_exactly_what_the_field_does(allow_blank, sample):
+    """The schema's pattern and DRF's field agree on every sample: a client
+    (or schemathesis) that follows the schema is never refused, and nothing
+    the schema forbids is accepted."""
+    from rest_framework import serializers
+
+    from missioncontrol.api.fields import StrictCharField
+    from missioncontrol.api.schema import NO_NUL, NOT_BLANK
+
+    field = StrictCharField(allow_blank=allow_blank)
+    try:
+        field.run_validation(sample)
+        accepted = True
+    except serializers.ValidationError:
+        accepted = False
+    pattern = NO_NUL if allow_blank else NOT_BLANK
+    assert bool(re.search(pattern, sample)) == accepted, (sample, pattern)
