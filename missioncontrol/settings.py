@@ -296,6 +296,10 @@ LOCAL_EXECUTOR_PHASES = (
 
 # A legacy report (no attempt id) whose created_at lies further in the future
 # than this is refused as created_in_future (rule 2's clock skew).
+# A heartbeat (a report that only says "still running") moves a run's
+# liveness at most once per this interval; stall detection allows for it
+# (retries/services/heartbeats.py).
+HEARTBEAT_COALESCE_SECONDS = float(os.environ.get("HEARTBEAT_COALESCE_SECONDS", "5"))
 REPORT_CLOCK_SKEW_SECONDS = float(os.environ.get("REPORT_CLOCK_SKEW_SECONDS", "300"))
 
 HTTP_EXECUTOR_URL = os.environ.get("HTTP_EXECUTOR_URL", "")

@@ -33,6 +33,7 @@ from planning.models import PlanningTask, Procedure
 from planning.services import plan_refresh, task_status_counts_fold
 from retries import dispatch, executors, services
 from retries.dispatch import PUSHING_EXECUTORS
+from retries.decisions import stall_check
 from retries.models import Attempt, NativeRun
 
 log = logging.getLogger(__name__)
@@ -256,15 +257,19 @@ def _run(now: dt.datetime) -> Summary:
 
     shortest = Procedure.objects.aggregate(s=Min("stall_timeout_seconds"))["s"]
     if shortest is not None:
+        coalesce = settings.HEARTBEAT_COALESCE_SECONDS
 
         def stall(row: tuple) -> None:
             attempt_id, heartbeat, requested_at, timeout = row
-            if now - (heartbeat or requested_at) < dt.timedelta(seconds=timeout):
-                return
-            if services.attempt_fail_if_stalled(attempt_id=attempt_id, now=now):
+            # The same decision the service re-checks under its locks.
+            check = stall_check(
+                now=now, last_sign_of_life=heartbeat or requested_at, timeout_seconds=timeout, coalesce_seconds=coalesce
+            )
+            if check.stalled and services.attempt_fail_if_stalled(attempt_id=attempt_id, now=now):
                 summary.stalled += 1
 
-        _each(summary, list(stale_attempts(now - dt.timedelta(seconds=shortest))[:batch]), stall)
+        cutoff = now - dt.timedelta(seconds=shortest + coalesce)
+        _each(summary, list(stale_attempts(cutoff)[:batch]), stall)
 
     def retry(row: tuple[int, uuid.UUID | None]) -> None:
         task_id, plan_id = row

@@ -31,6 +31,10 @@ SECURE_SSL_REDIRECT = False
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1", "[::1]"]
+# The worker tests wait for stalls in real time with timeouts of 1-2 s; the
+# production default (5 s) would add that much to each. Coalescing itself is
+# tested with the default (tests/retries/test_heartbeats.py).
+HEARTBEAT_COALESCE_SECONDS = 0.5
 # Static files come from the finders, as under runserver: no collectstatic
 # (and no manifest) before the tests; WhiteNoise stays in the middleware.
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}

@@ -48,6 +48,10 @@ class NativeRunViewSet(mixins.ListModelMixin, ApiViewSet):
     def create(self, request):
         report = run_report(validated(s.NativeRunReportSerializer, request))
         check_report_as(request.user, [report.executor])
+        # Most reports only say "still running": one statement, no locks.
+        heartbeat = services.native_run_heartbeat(report=report, actor=self.actor)
+        if heartbeat is not None:
+            return Response(s.NativeRunSerializer(heartbeat.run).data, status=200)
         run, created = services.native_run_report(report=report, actor=self.actor)
         return Response(s.NativeRunSerializer(run).data, status=201 if created else 200)
 

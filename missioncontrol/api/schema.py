@@ -35,6 +35,7 @@ class StrictCharFieldSchema(OpenApiSerializerFieldExtension):
                 schema.setdefault("pattern", NOT_BLANK)
         return schema
 
+
 ErrorSerializer = inline_serializer(
     name="Error",
     fields={

@@ -42,11 +42,22 @@ class Stall:
     reason: str
 
 
-def stall_check(*, now: dt.datetime, last_sign_of_life: dt.datetime, timeout_seconds: int) -> Stall:
+def stall_check(
+    *, now: dt.datetime, last_sign_of_life: dt.datetime, timeout_seconds: int, coalesce_seconds: float = 0
+) -> Stall:
+    """Is an active attempt stalled? ``coalesce_seconds``: heartbeats within
+    that interval of the recorded one are not written (heartbeats.py), so
+    the last one heard may be that much newer than the record. The attempt
+    is stalled only when even that newest possible heartbeat is older than
+    the timeout: a run heard from within its timeout is never failed."""
     silent = int((now - last_sign_of_life).total_seconds())
-    if now - last_sign_of_life < dt.timedelta(seconds=timeout_seconds):
-        return Stall(False, silent, f"heard from {silent} s ago, within the stall timeout of {timeout_seconds} s")
-    return Stall(True, silent, f"No heartbeat for {silent} s (stall timeout {timeout_seconds} s).")
+    allowed = dt.timedelta(seconds=timeout_seconds + coalesce_seconds)
+    slack = f" + {coalesce_seconds:g} s of heartbeat coalescing" if coalesce_seconds else ""
+    if now - last_sign_of_life < allowed:
+        return Stall(
+            False, silent, f"heard from {silent} s ago, within the stall timeout of {timeout_seconds} s{slack}"
+        )
+    return Stall(True, silent, f"No heartbeat for {silent} s (stall timeout {timeout_seconds} s{slack}).")
 
 
 @dataclass(frozen=True)

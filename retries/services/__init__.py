@@ -11,6 +11,7 @@ single-item service is its batch service called with one item.
 - ``requests``: an operator's launch, rerun (one or many), repair, cancel;
 - ``automatic``: retry or block, stall, launch pick-up, lagging tasks;
 - ``phases``: phase outcomes; ``reports``: native run reports and binding;
+- ``heartbeats``: a report that only says "still running", in one statement;
 - ``previews``: what a rerun or repair would do, without writing;
 - ``attempts``: the one writer of new attempts; ``facts``: rows to facts.
 """
@@ -24,6 +25,7 @@ from .automatic import (
     task_sync_with_attempt,
 )
 from .base import AttemptResult, deferred_plan_refresh
+from .heartbeats import Heartbeat, native_run_heartbeat
 from .idempotency import idempotency_keys_expire
 from .phases import attempt_record_phase
 from .previews import ActionPreview, TaskPagePreviews, task_page_previews, task_repair_previews, task_rerun_previews
@@ -34,6 +36,7 @@ __all__ = [
     "MAX_BULK_RERUN",
     "ActionPreview",
     "AttemptResult",
+    "Heartbeat",
     "RunReport",
     "TaskPagePreviews",
     "attempt_fail",
@@ -42,6 +45,7 @@ __all__ = [
     "attempt_record_phase",
     "deferred_plan_refresh",
     "idempotency_keys_expire",
+    "native_run_heartbeat",
     "native_run_report",
     "native_run_report_batch",
     "native_run_try_bind",

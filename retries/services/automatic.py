@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -166,6 +167,7 @@ def attempt_fail_if_stalled(*, attempt_id: uuid.UUID, now: dt.datetime | None = 
             now=now,
             last_sign_of_life=attempt.last_heartbeat_at or attempt.started_at or attempt.requested_at,
             timeout_seconds=task.procedure.stall_timeout_seconds,
+            coalesce_seconds=settings.HEARTBEAT_COALESCE_SECONDS,
         )
         if not stall.stalled:
             return False

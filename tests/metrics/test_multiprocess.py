@@ -39,7 +39,14 @@ def multiproc_env(tmp_path):
     directory = tmp_path / "prometheus"
     directory.mkdir()
     # The memory transport: alerts enqueued by these processes go nowhere.
-    return project_env(PROMETHEUS_MULTIPROC_DIR=str(directory), CELERY_BROKER_URL="memory://", LOG_FORMAT="json")
+    # Heartbeat coalescing shortened as in tests/settings.py: the stall below
+    # is waited for in real time.
+    return project_env(
+        PROMETHEUS_MULTIPROC_DIR=str(directory),
+        CELERY_BROKER_URL="memory://",
+        LOG_FORMAT="json",
+        HEARTBEAT_COALESCE_SECONDS="0.5",
+    )
 
 
 @pytest.fixture
@@ -113,7 +120,7 @@ def test_one_scrape_sums_every_process(server, multiproc_env, tmp_path):
     stale = report("run-1-late", "running", first["id"])  # stale report
     assert (stale["binding"]["state"], stale["binding"]["reason"]) == ("rejected", "superseded")
     report("run-2", "running", second["id"])
-    time.sleep(1.5)  # past the 1 s stall timeout
+    time.sleep(2)  # past the 1 s stall timeout and the 0.5 s of coalescing
     # Another process: the reconcile task fails the silent attempt as
     # stalled and, the budget of 2 spent, blocks the task.
     out = run_python("from retries.tasks import reconcile; print(reconcile())", multiproc_env)
