@@ -104,7 +104,7 @@ def test_anything_more_than_a_heartbeat_takes_the_full_path(running, change):
 
 
 def test_another_reporter_or_a_superseded_attempt_takes_the_full_path(running):
-    task, attempt = running
+    task, _ = running
     assert services.native_run_heartbeat(report=as_report(body(task)), actor="someone-else") is None
     services.task_rerun(slug=task.slug, actor="olga", reason="r", supersede_active=True)
     assert services.native_run_heartbeat(report=as_report(body(task)), actor="executor") is None
@@ -131,7 +131,7 @@ def test_the_api_answers_a_heartbeat_as_the_full_path_would(running):
 def test_a_stall_is_detected_while_heartbeats_are_coalesced(running):
     """Coalescing never hides a silent run for more than the interval, and
     never fails a run heard from within its timeout."""
-    task, attempt = running
+    _, attempt = running
     timeout, coalesce = 60, 5
     # Heard from 62 s ago: past the timeout, but a coalesced heartbeat may
     # have come up to 5 s after the recorded one: not stalled yet.
@@ -156,30 +156,35 @@ def test_a_heartbeat_racing_a_status_change_never_undoes_it():
     task = TaskFactory(procedure=ProcedureFactory(phases=["one"], stall_timeout_seconds=60))
     attempt = launch(task)
     report(task, status="running", native_run_id="r1", attempt=attempt)
+
+    def beat(barrier: threading.Barrier, seen: list) -> None:
+        barrier.wait()
+        try:
+            seen.append(services.native_run_heartbeat(report=as_report(body(task)), actor="executor"))
+        finally:
+            connections.close_all()
+
+    def change(barrier: threading.Barrier, status: str, message: str) -> None:
+        barrier.wait()
+        try:
+            report(task, status=status, native_run_id="r1", message=message)
+        finally:
+            connections.close_all()
+
     for round_ in range(10):
         age("r1", attempt, 30)
-        barrier = threading.Barrier(2)
-        results = {}
-
-        def beat():
-            barrier.wait()
-            try:
-                results["beat"] = services.native_run_heartbeat(report=as_report(body(task)), actor="executor")
-            finally:
-                connections.close_all()
-
-        def fail():
-            barrier.wait()
-            try:
-                report(task, status="failed" if round_ == 9 else "running", native_run_id="r1", message=f"m{round_}")
-            finally:
-                connections.close_all()
-
-        threads = [threading.Thread(target=beat), threading.Thread(target=fail)]
+        barrier, seen = threading.Barrier(2), []
+        status = "failed" if round_ == 9 else "running"
+        threads = [
+            threading.Thread(target=beat, args=(barrier, seen)),
+            threading.Thread(target=change, args=(barrier, status, f"m{round_}")),
+        ]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
+        # Taken as a heartbeat only while the run was running.
+        assert seen[0] is None or seen[0].run.status == "running"
     run = NativeRun.objects.get(native_run_id="r1")
     attempt.refresh_from_db()
     assert run.status == "failed" and attempt.status == "failed"
