@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from django.db import connection, models
+from django.db import IntegrityError, connection, models, transaction
 
 
 def _unnestable(field: models.Field) -> bool:
@@ -134,3 +134,59 @@ def _insert_arrays(
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, arrays)
+
+
+def bulk_insert_new_keys(rows: Sequence[models.Model], key: Sequence[str]) -> bool:
+    """Insert rows with database-made primary keys, skipping any whose
+    ``key`` (the attnames of a unique constraint) is taken, and set the
+    inserted rows' primary keys. Returns whether every row went in. On
+    PostgreSQL one ``INSERT … ON CONFLICT DO NOTHING RETURNING``: no
+    savepoint, and a transaction that meets a taken key can go on (it waits
+    for a concurrent inserter to commit, then skips). Elsewhere a savepoint
+    around ``bulk_create``."""
+    if not rows:
+        return True
+    model = type(rows[0])
+    meta = model._meta
+    if connection.vendor != "postgresql":
+        try:
+            with transaction.atomic():
+                model.objects.bulk_create(list(rows))
+        except IntegrityError:
+            return False
+        return True
+    fields = [f for f in meta.concrete_fields if f is not meta.pk]
+    quote = connection.ops.quote_name
+    by_attname = {f.attname: f for f in fields}
+    sql = (
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
+        f" SELECT * FROM unnest({', '.join(_insert_cast(f) for f in fields)})"
+        f" ON CONFLICT DO NOTHING"
+        f" RETURNING {quote(meta.pk.column)}, {', '.join(quote(by_attname[k].column) for k in key)}"
+    )
+    arrays = [_insert_column(f, rows) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, arrays)
+        inserted = {tuple(values): pk for pk, *values in cursor.fetchall()}
+    for row in rows:
+        pk = inserted.get(tuple(getattr(row, k) for k in key))
+        if pk is not None:
+            setattr(row, meta.pk.attname, pk)
+            row._state.adding = False
+            row._state.db = connection.alias
+    return len(inserted) == len(rows)
+
+
+def _insert_cast(field: models.Field) -> str:
+    return "%s::jsonb[]" if field.get_internal_type() == "JSONField" else _array_cast(field)
+
+
+def _insert_column(field: models.Field, rows: Sequence[models.Model]) -> list:
+    if field.get_internal_type() == "JSONField":
+        # An array of jsonb takes text, not the field's adapters.
+        return [None if (v := getattr(row, field.attname)) is None else json.dumps(v) for row in rows]
+    values = []
+    for row in rows:
+        value = field.pre_save(row, True)
+        values.append(None if value is None else field.get_db_prep_save(value, connection))
+    return values

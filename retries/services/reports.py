@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from missioncontrol.db import bulk_update_unnest, unique_or_none
-from missioncontrol.errors import ServiceError, not_found
+from missioncontrol.db import bulk_insert_new_keys, bulk_update_unnest, unique_or_none
+from missioncontrol.errors import ServiceError
 from planning.ledger import ledger_append, ledger_batch
 from planning.models import PlanningTask
 
@@ -331,15 +331,15 @@ def native_run_report_batch(*, reports: list[RunReport], actor: str) -> list[tup
     plan rows are refreshed once at the end."""
     if not reports:
         return []
-    slugs = {r.task for r in reports if r.task}
-    ids = dict(PlanningTask.objects.filter(slug__in=slugs).values_list("slug", "id")) if slugs else {}
     with transaction.atomic():
         for _ in range(3):
             try:
-                with transaction.atomic(), deferred_plan_refresh():
-                    return _report_batch_locked(reports, ids, actor=actor)
+                with deferred_plan_refresh():
+                    return _report_batch_locked(reports, actor=actor)
             except _RunKeyTaken:
-                # That run is committed now: the next round finds and locks it.
+                # A concurrent batch committed one of our new runs. Nothing
+                # was written yet (new runs are inserted first); the next
+                # round finds and locks that run, keeping the locks it has.
                 continue
         raise ServiceError("conflict", "Native runs of this batch kept being created concurrently; retry.")
 
@@ -359,15 +359,16 @@ def _lock_runs(reports: list[RunReport]) -> dict[tuple[str, str], NativeRun]:
     }
 
 
-def _report_batch_locked(reports: list[RunReport], ids: dict[str, int], *, actor: str) -> list[tuple[NativeRun, bool]]:
-    task_ids = sorted(set(ids.values()))
+def _report_batch_locked(reports: list[RunReport], *, actor: str) -> list[tuple[NativeRun, bool]]:
+    slugs = sorted({r.task for r in reports if r.task})
+    # Locked by slug in id order, in one statement with no join.
     tasks = (
-        {t.id: t for t in PlanningTask.objects.select_for_update(of=("self",)).filter(id__in=task_ids).order_by("id")}
-        if task_ids
+        {t.id: t for t in PlanningTask.objects.select_for_update(of=("self",)).filter(slug__in=slugs).order_by("id")}
+        if slugs
         else {}
     )
-    if len(tasks) != len(task_ids):
-        raise not_found("task", str(min(set(task_ids) - set(tasks))))
+    ids = {t.slug: t.id for t in tasks.values()}
+    task_ids = sorted(tasks)
     currents = (
         {
             a.task_id: a
@@ -379,7 +380,16 @@ def _report_batch_locked(reports: list[RunReport], ids: dict[str, int], *, actor
         else {}
     )
     runs = _lock_runs(reports)
-    known = _read_known(reports, runs)
+    # Only a run still to be bound needs the claimed attempts and retired
+    # ids: a report on a bound or rejected run (most of them) reads neither.
+    binding = [
+        r for r in reports if (run := runs.get((r.executor, r.native_run_id))) is None or run.binding == B.UNBOUND
+    ]
+    known = (
+        _read_known(binding, {k: run for k, run in runs.items() if run.binding == B.UNBOUND})
+        if binding
+        else _Known(claimed={}, retired={}, retire_rows=[])
+    )
     now = timezone.now()
 
     new_runs: dict[tuple[str, str], NativeRun] = {}
@@ -409,15 +419,17 @@ def _report_batch_locked(reports: list[RunReport], ids: dict[str, int], *, actor
                     task_fields[task.id] += changed_task
                     refresh_plan(task, actor)
             results.append((copy.copy(run), created, key))
-        retire_native_ids(known.retire_rows)
+        # New runs first: a key taken meanwhile is found before anything
+        # is written, and the round is retried in the same transaction.
         _insert_runs(new_runs)
+        retire_native_ids(known.retire_rows)
         _bulk_save([runs[k] for k in run_fields], run_fields.values())
         by_attempt = {a.id: a for a in currents.values()}
         _bulk_save([by_attempt[i] for i in attempt_fields], attempt_fields.values())
-        for task_id in task_fields:
+        for task_id, changed in task_fields.items():
             # A bulk UPDATE does not apply auto_now; save() would.
             tasks[task_id].updated_at = timezone.now()
-            task_fields[task_id].append("updated_at")
+            changed.append("updated_at")
         _bulk_save([tasks[i] for i in task_fields], task_fields.values())
     for snapshot, _, key in results:
         snapshot.pk = runs[key].pk
@@ -427,16 +439,15 @@ def _report_batch_locked(reports: list[RunReport], ids: dict[str, int], *, actor
 
 
 def _insert_runs(new_runs: dict[tuple[str, str], NativeRun]) -> None:
-    if not new_runs:
-        return
-    try:
-        # Inserted in key order, as existing runs are locked: two batches
-        # creating the same runs then wait, never deadlock.
-        NativeRun.objects.bulk_create([new_runs[k] for k in sorted(new_runs)])
-    except IntegrityError as exc:
-        if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) == "native_run_unique":
-            raise _RunKeyTaken from exc
-        raise
+    """Inserted in key order, as existing runs are locked: two batches
+    creating the same runs then wait for each other, never deadlock. A key
+    a concurrent batch committed first is ``_RunKeyTaken``."""
+    rows = [new_runs[k] for k in sorted(new_runs)]
+    if not bulk_insert_new_keys(rows, key=("executor", "native_run_id")):
+        # Take back the rows this round did insert (no one else saw them),
+        # so that the next round creates them again with everything else.
+        NativeRun.objects.filter(pk__in=[r.pk for r in rows if r.pk is not None]).delete()
+        raise _RunKeyTaken
 
 
 def _bulk_save(rows: list, fields_per_row: Any) -> None:

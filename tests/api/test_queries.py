@@ -55,3 +55,53 @@ def test_query_count_does_not_grow_with_the_data(viewer, task, path, django_asse
     body = response.json()
     if "results" in body:
         assert body["count"] >= 4
+
+
+def test_the_statements_of_a_single_report(task):
+    """What a single POST /native-runs/ sends, by kind of report (issue 14):
+    a new run, a status change, a heartbeat. The token is read once and
+    cached; the counts include BEGIN and COMMIT where there is a transaction."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+    from rest_framework.test import APIClient
+
+    from missioncontrol.api.services import api_token_create
+    from retries.models import Attempt
+    from tests.factories import TEST_EXECUTORS
+    from tests.steps import launch
+
+    attempt = launch(task)
+    client = APIClient()
+    client.credentials(
+        HTTP_AUTHORIZATION=f"Token {api_token_create(username='x', role='executor', executors=TEST_EXECUTORS).key}"
+    )
+    client.get("/api/v1/tasks/")  # the token is cached from here on
+
+    def post(status: str) -> list[str]:
+        body = {
+            "executor": "ext",
+            "native_task_id": "nt",
+            "native_run_id": "nr",
+            "task": task.slug,
+            "attempt_id": str(attempt.id),
+            "status": status,
+        }
+        with CaptureQueriesContext(connection) as queries:
+            response = client.post("/api/v1/native-runs/", body, format="json")
+        assert response.status_code in (200, 201), response.content
+        return [q["sql"].split()[0] for q in queries.captured_queries]
+
+    new = post("running")
+    # heartbeat try, BEGIN, lock tasks, attempts, runs, claimed+retired ids,
+    # INSERT run, UPDATE attempt, UPDATE task, ledger INSERT, COMMIT
+    assert len(new) <= 12, new
+    Attempt.objects.filter(id=attempt.id).update(last_heartbeat_at=None)
+    from retries.models import NativeRun
+
+    NativeRun.objects.update(last_seen_at="2000-01-01T00:00:00Z")
+    assert post("running") == ["WITH"]  # a heartbeat: one statement
+    change = post("succeeded")
+    assert len(change) <= 10, change
+    # Inside the test's own transaction BEGIN shows as a SAVEPOINT; a
+    # service's atomic block is the only one.
+    assert new.count("SAVEPOINT") == change.count("SAVEPOINT") == 1, (new, change)
