@@ -118,6 +118,14 @@ DATABASES = {
         conn_max_age=int(os.environ.get("CONN_MAX_AGE", "0")),
     )
 }
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and os.environ.get("DATABASE_PREPARE_THRESHOLD"):
+    # Server-side binding lets psycopg prepare a statement after it ran this
+    # many times on one connection (useful with CONN_MAX_AGE > 0). Every raw
+    # statement carries casts for its parameters (missioncontrol/db.py,
+    # retries/services/heartbeats.py), as server-side binding needs.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {"server_side_binding": True, "prepare_threshold": int(os.environ["DATABASE_PREPARE_THRESHOLD"])}
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE takes the write lock at BEGIN, so two writers queue instead of
     # failing with "database is locked" half-way through a transition.
