@@ -2,6 +2,8 @@
 as a ratio against a baseline measured in the same run, absolute numbers
 beside it, medians over rounds; one table on stdout, written with the
 machine description between the markers of ``docs/performance.md``.
+``python -m bench --deployments`` compares gunicorn deployments instead
+(``bench/deployments.py``).
 """
 
 from __future__ import annotations
@@ -635,9 +637,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", type=Path, help="raw results (default bench/results/latest[-quick].json)")
     parser.add_argument("--db-prefix", default=os.environ.get("BENCH_DB_PREFIX", "mc_bench_run"))
+    parser.add_argument(
+        "--deployments",
+        action="store_true",
+        help="instead of every figure: P1b-wrk and P1h under several gunicorn deployments (bench/deployments.py)",
+    )
+    parser.add_argument(
+        "--configs", help="with --deployments: workers x threads to compare, e.g. 2x1,3x1,2x4 (default: by CPU count)"
+    )
     args = parser.parse_args(argv)
     args.quick = args.quick or args.sizes == "quick"
     sizes = SIZES[args.sizes or ("quick" if args.quick else "full")]
+    if args.deployments:
+        from . import deployments
+
+        return deployments.main(args, sizes)
     out = args.out or (harness.ROOT / ("bench/results/performance-quick.md" if args.quick else "docs/performance.md"))
     (harness.ROOT / "bench" / "results").mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()

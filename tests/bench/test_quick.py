@@ -88,6 +88,27 @@ def test_quick_bench_produces_every_figure(tmp_path):
     assert _databases_left(prefix) == [], "the bench must drop the databases it made"
 
 
+# Half a minute on a quiet 2-CPU machine.
+@pytest.mark.timeout(900)
+@pytest.mark.xdist_group("bench")
+def test_quick_deployments_compares_gunicorn_configurations(tmp_path):
+    _require_wrk()
+    prefix = f"mc_bench_dep_{os.getpid()}"
+    out, raw = tmp_path / "performance.md", tmp_path / "raw.json"
+    args = ["-m", "bench", "--deployments", "--quick", "--configs", "1x1,1x2"]
+    proc = _run([*args, "--out", str(out), "--json", str(raw), "--db-prefix", prefix])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+
+    result = json.loads(raw.read_text())
+    assert result["problems"] == []
+    assert [row["deployment"] for row in result["rows"]] == ["sync × 1", "gthread 1 × 2"]
+    for row in result["rows"]:
+        assert row["p1bw"] > 0 and row["p1h"] > 0 and row["p1bw_b8"] > 0 and row["p1h_b8"] > 0, row
+    text = out.read_text()
+    assert "| gthread 1 × 2 |" in text and "bench-deployments:begin" in text
+    assert _databases_left(prefix) == []
+
+
 @pytest.mark.timeout(900)
 @pytest.mark.xdist_group("bench")
 def test_quick_soak_is_clean(tmp_path):
