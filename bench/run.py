@@ -127,7 +127,8 @@ class Row:
     met: bool | None
 
     def cells(self) -> list[str]:
-        ratio = "" if self.ratio is None else f"{self.ratio:.2f}"
+        # Three decimals under 0.1, where two would round 0.035 and 0.025 alike.
+        ratio = "" if self.ratio is None else f"{self.ratio:.3f}" if self.ratio < 0.1 else f"{self.ratio:.2f}"
         met = {True: "yes", False: "**no**", None: "—"}[self.met]
         return [self.id, self.what, self.value, self.baseline, ratio, self.target, met]
 
