@@ -47,7 +47,9 @@ test: install
 
 # Benchmarks on loopback against PostgreSQL (databases mc_bench_run_*, made and
 # dropped by the run) and Redis db 6; writes the table to docs/performance.md.
-# BENCH_ARGS="--sizes medium" or "--quick" for a shorter run.
+# Single reports are also measured with wrk (Debian's package, installed by the
+# bench when missing). BENCH_ARGS="--sizes medium" or "--quick" for a shorter
+# run; "--deployments --sizes medium" compares gunicorn deployments instead.
 BENCH_ARGS ?=
 bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -3,8 +3,15 @@
     gunicorn -c gunicorn.conf.py missioncontrol.wsgi
 
 (gunicorn also reads ./gunicorn.conf.py by itself when started from the
-checkout). Anything else (bind address, workers) comes from the command line
-or GUNICORN_CMD_ARGS as usual.
+checkout). Anything else (bind address, timeouts) comes from the command line
+or GUNICORN_CMD_ARGS as usual; both also override the settings below.
+
+Workers and threads: WORKERS_PER_CPU × the CPUs, THREADS each (gunicorn runs
+its gthread worker when threads > 1, else sync), the deployment measured best
+on a 2-CPU box by ``python -m bench --deployments`` (docs/performance.md,
+"Deployment"); GUNICORN_WORKERS (or gunicorn's own WEB_CONCURRENCY) and
+GUNICORN_THREADS set them instead. The bench serves the app with these
+defaults too.
 
 Request limits live in Django, where they answer in the API's JSON error
 shape (README, "Limits"): a URL over REQUEST_MAX_URL_BYTES (4096) is a 414
@@ -16,6 +23,14 @@ that answer the JSON shape too instead of gunicorn's HTML page.
 """
 
 import os
+
+WORKERS_PER_CPU = 1
+THREADS = 4
+
+workers = int(
+    os.environ.get("GUNICORN_WORKERS") or os.environ.get("WEB_CONCURRENCY") or WORKERS_PER_CPU * (os.cpu_count() or 1)
+)
+threads = int(os.environ.get("GUNICORN_THREADS") or THREADS)
 
 limit_request_line = 8190  # gunicorn's maximum (0 would mean unbounded)
 limit_request_fields = 100

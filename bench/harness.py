@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import platform
+import runpy
 import secrets
 import signal
 import socket
@@ -171,14 +172,42 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def gunicorn_defaults(environ: dict[str, str] | None = None) -> tuple[int, int]:
+    """(workers, threads) that gunicorn.conf.py gives under ``environ``
+    (default: none of its variables set)."""
+    keys = ("GUNICORN_WORKERS", "WEB_CONCURRENCY", "GUNICORN_THREADS")
+    saved = {k: os.environ.get(k) for k in keys}
+    try:
+        for k in keys:
+            os.environ.pop(k, None)
+            if environ and environ.get(k):
+                os.environ[k] = environ[k]
+        conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    return conf["workers"], conf["threads"]
+
+
+def deployment(workers: int, threads: int) -> str:
+    """How gunicorn runs with that many workers and threads."""
+    return f"gthread {workers} × {threads}" if threads > 1 else f"sync × {workers}"
+
+
 @dataclass
 class Server:
-    """gunicorn serving the app on loopback; stopped (master and workers)
-    when the ``with`` block ends, whatever happens inside it."""
+    """gunicorn serving the app on loopback, with the committed
+    gunicorn.conf.py (the production settings); ``workers`` and ``threads``
+    override its defaults through GUNICORN_WORKERS and GUNICORN_THREADS.
+    Stopped (master and workers) when the ``with`` block ends, whatever
+    happens inside it."""
 
     env: dict[str, str]
-    workers: int = 2
-    threads: int = 4
+    workers: int | None = None
+    threads: int | None = None
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen | None = None
 
@@ -186,18 +215,27 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def description(self) -> str:
+        return deployment(*gunicorn_defaults(self._env()))
+
+    def _env(self) -> dict[str, str]:
+        env = dict(self.env)
+        if self.workers is not None:
+            env["GUNICORN_WORKERS"] = str(self.workers)
+        if self.threads is not None:
+            env["GUNICORN_THREADS"] = str(self.threads)
+        return env
+
     def __enter__(self) -> Server:
         cmd = [
-            PYTHON, "-m", "gunicorn", "missioncontrol.wsgi:application",
+            PYTHON, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "missioncontrol.wsgi:application",
             "--bind", f"127.0.0.1:{self.port}",
-            "--workers", str(self.workers),
-            "--threads", str(self.threads),
-            "--worker-class", "gthread" if self.threads > 1 else "sync",
             "--timeout", "120",
             "--log-level", "warning",
         ]  # fmt: skip
         self._log = open(ROOT / "bench" / "results" / f"gunicorn-{self.port}.log", "w")
-        self.proc = subprocess.Popen(cmd, env=self.env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(cmd, env=self._env(), cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

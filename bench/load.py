@@ -117,3 +117,17 @@ def post_reports(
     if failures:
         raise RuntimeError(f"{len(failures)} client(s) failed: {failures[0]!r}")
     return LoadResult(reports=2 * len(tasks), seconds=seconds, statuses=statuses)
+
+
+def bind_runs(url: str, token: str, reports: list[dict], *, per_request: int = 100) -> None:
+    """Send ``running`` reports of new runs through ``POST
+    /native-runs/batch/`` (untimed set-up): afterwards each run exists,
+    bound to its task's current attempt, ready for heartbeats."""
+    with requests.Session() as session:
+        session.headers["Authorization"] = f"Token {token}"
+        for i in range(0, len(reports), per_request):
+            response = session.post(
+                url + "/api/v1/native-runs/batch/", json={"reports": reports[i : i + per_request]}, timeout=120
+            )
+            if response.status_code != 200:
+                raise RuntimeError(f"binding runs for heartbeats: {response.status_code} {response.text[:500]}")

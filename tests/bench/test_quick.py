@@ -13,7 +13,18 @@ from urllib.parse import urlsplit
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-FIGURES = {"B1", "B8", "P1", "P1b", "P2", "P2s", "P2m", "P3", "P3r", "P3i", "P4", "M1"}
+FIGURES = {"B1", "B8", "P1", "P1b", "P1b-wrk", "P1h", "P2", "P2s", "P2m", "P3", "P3r", "P3i", "P4", "M1"}
+
+
+def _require_wrk() -> None:
+    """P1b-wrk and P1h need wrk; the bench installs Debian's package when it
+    is missing (as root). Only when that cannot be done is the test skipped."""
+    from bench import wrk
+
+    try:
+        wrk.ensure()
+    except wrk.WrkUnavailable as exc:
+        pytest.skip(f"wrk is not installed and cannot be: {exc}")
 
 
 def _env() -> dict[str, str]:
@@ -43,6 +54,7 @@ def _databases_left(prefix: str) -> list[str]:
 @pytest.mark.timeout(900)
 @pytest.mark.xdist_group("bench")
 def test_quick_bench_produces_every_figure(tmp_path):
+    _require_wrk()
     prefix = f"mc_bench_ci_{os.getpid()}"
     out, raw = tmp_path / "performance.md", tmp_path / "raw.json"
     proc = _run(["-m", "bench", "--quick", "--out", str(out), "--json", str(raw), "--db-prefix", prefix])
@@ -62,9 +74,39 @@ def test_quick_bench_produces_every_figure(tmp_path):
     for sql, total in zip(result["writes"]["p2_sql_ms"], result["writes"]["p2_ms"], strict=True):
         assert 0 < sql < total
 
+    # The single-report paths, measured by wrk against the same server: a rate
+    # per round, and the rows judge issue 14's targets (yes or no, never blank).
+    assert min(result["writes"]["p1bw"]) > 0 and min(result["writes"]["p1h"]) > 0
+    by_id = {row["id"]: row for row in rows}
+    assert "wrk" in by_id["P1b-wrk"]["what"] and "wrk" in by_id["P1h"]["what"]
+    assert by_id["P1b-wrk"]["target"] == "≥ 0.12 × B8" and by_id["P1h"]["target"] == "≥ 0.25 × B8"
+    assert by_id["P1b-wrk"]["met"] in (True, False) and by_id["P1h"]["met"] in (True, False)
+
     text = out.read_text()
     assert "| P1 |" in text and "pgbench" in text and "postgresql" in text
+    assert "| P1b-wrk |" in text and "| P1h |" in text
     assert _databases_left(prefix) == [], "the bench must drop the databases it made"
+
+
+# Half a minute on a quiet 2-CPU machine.
+@pytest.mark.timeout(900)
+@pytest.mark.xdist_group("bench")
+def test_quick_deployments_compares_gunicorn_configurations(tmp_path):
+    _require_wrk()
+    prefix = f"mc_bench_dep_{os.getpid()}"
+    out, raw = tmp_path / "performance.md", tmp_path / "raw.json"
+    args = ["-m", "bench", "--deployments", "--quick", "--configs", "1x1,1x2"]
+    proc = _run([*args, "--out", str(out), "--json", str(raw), "--db-prefix", prefix])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-6000:]
+
+    result = json.loads(raw.read_text())
+    assert result["problems"] == []
+    assert [row["deployment"] for row in result["rows"]] == ["sync × 1", "gthread 1 × 2"]
+    for row in result["rows"]:
+        assert row["p1bw"] > 0 and row["p1h"] > 0 and row["p1bw_b8"] > 0 and row["p1h_b8"] > 0, row
+    text = out.read_text()
+    assert "| gthread 1 × 2 |" in text and "bench-deployments:begin" in text
+    assert _databases_left(prefix) == []
 
 
 @pytest.mark.timeout(900)

@@ -1,6 +1,7 @@
 """Every setting the README's configuration table names is read from the
-environment by missioncontrol/settings.py, and every variable settings.py
-reads is documented in the README."""
+environment by missioncontrol/settings.py (or, for gunicorn's, by
+gunicorn.conf.py), and every variable those read is documented in the
+README."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.conf import settings
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
-SETTINGS = (ROOT / "missioncontrol" / "settings.py").read_text()
+SETTINGS = (ROOT / "missioncontrol" / "settings.py").read_text() + (ROOT / "gunicorn.conf.py").read_text()
 
 
 def readme_table_variables() -> set[str]:
