@@ -91,10 +91,10 @@ def html_error(status: int, detail: str | None = None) -> HttpResponse:
     context = {"status": status, "title": TITLES.get(status, "Error"), "detail": detail}
     try:
         content = loader.render_to_string(f"{status}.html", context)
-    except Exception:  # the template is missing or broken: a plain page still answers
+    except Exception:  # noqa: BLE001 - the template is missing or broken: a plain page still answers
         try:
             content = loader.render_to_string("error.html", context)
-        except Exception:
+        except Exception:  # noqa: BLE001 - likewise
             content = f"<!doctype html><title>{status}</title><h1>{context['title']} ({status})</h1>"
     return HttpResponse(content, status=status, content_type="text/html; charset=utf-8")
 

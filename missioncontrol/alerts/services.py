@@ -29,6 +29,7 @@ from django.utils import timezone
 from requests.adapters import HTTPAdapter
 
 from missioncontrol.errors import ServiceError, invalid
+from missioncontrol.observability.metrics import WEBHOOK_TRIES
 from planning.models import Plan, PlanningTask, Project
 
 from .events import ALERT_EVENTS
@@ -355,8 +356,6 @@ def _answer_error(response: requests.Response) -> str:
 
 
 def _record(delivery: WebhookDelivery, *, status: int | None, error: str, final: bool) -> TryOutcome:
-    from missioncontrol.observability.metrics import WEBHOOK_TRIES
-
     now = timezone.now()
     tries = delivery.tries + 1
     delivered = not error

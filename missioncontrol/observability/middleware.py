@@ -35,7 +35,7 @@ def _username(request: HttpRequest) -> str | None:
         return None
     try:
         return user.get_username() if user.is_authenticated else None
-    except Exception:  # a lazy user evaluated here after all: never fail the response
+    except Exception:  # noqa: BLE001 - a lazy user evaluated here after all: never fail the response
         return None
 
 

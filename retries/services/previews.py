@@ -24,6 +24,7 @@ from ..decisions import (
     decide_rerun,
     frozen_assignee,
 )
+from ..models import Attempt
 from .base import ledger_statuses
 from .facts import all_attempts_with_ids, attempt_facts, facts_for_new_attempt, linked_native_ids, task_facts
 
@@ -154,8 +155,6 @@ def _keep(task: TaskFacts, attempts: list[AttemptFacts]) -> FrozenAssignee:
 
 
 def _current_attempts(tasks: list[PlanningTask]):
-    from ..models import Attempt
-
     return Attempt.objects.select_related("requested_assignee").filter(
         task_id__in=[t.id for t in tasks], superseded_at__isnull=True
     )
