@@ -14,7 +14,9 @@ def test_create_and_read_a_plan_with_counts_and_diagnostics(operator, viewer, ta
     assert response.status_code == 201, response.content
     plan = response.json()
     assert plan["status"] == "draft" and plan["on_error"] == "pause" and plan["failed_tasks"] == []
-    assert plan["counts"] == dict.fromkeys(("draft", "launch_requested", "running", "succeeded", "failed", "blocked", "cancelled"), 0)
+    assert plan["counts"] == dict.fromkeys(
+        ("draft", "launch_requested", "running", "succeeded", "failed", "blocked", "cancelled"), 0
+    )
     from planning.models import Plan
 
     plan_obj = Plan.objects.get(id=plan["id"])

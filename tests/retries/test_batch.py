@@ -2,7 +2,6 @@
 (rule 2 and the run/attempt/task projections), with a number of statements
 that does not grow with the batch."""
 
-
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
