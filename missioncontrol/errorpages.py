@@ -89,6 +89,7 @@ def html_error(status: int, detail: str | None = None) -> HttpResponse:
     """Rendered without the request: no context processor, no session, no
     database query, so it works during an outage too."""
     context = {"status": status, "title": TITLES.get(status, "Error"), "detail": detail}
+    content: str
     try:
         content = loader.render_to_string(f"{status}.html", context)
     except Exception:  # noqa: BLE001 - the template is missing or broken: a plain page still answers

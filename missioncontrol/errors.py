@@ -5,6 +5,8 @@ HTTP. Each interface maps codes to its own answer; the API's one table is
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ServiceError(Exception):
     def __init__(
@@ -12,7 +14,8 @@ class ServiceError(Exception):
         code: str,
         detail: str,
         *,
-        errors: dict[str, list[str]] | None = None,
+        # Per field a list of messages; a batch nests them per item index.
+        errors: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.code = code

@@ -8,11 +8,15 @@ Status columns are projections of the ledger; only services assign them.
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING, Any
 
 from django.db import models
 from django.db.models import Q
 
 from planning.models import Agent, PlanningTask
+
+if TYPE_CHECKING:
+    from .selectors.task_detail import PhaseChip
 
 
 class Attempt(models.Model):
@@ -69,6 +73,12 @@ class Attempt(models.Model):
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)
     # Historical attempts brought in by import_retry_history.
     imported = models.BooleanField(default=False)
+
+    # Not columns: set on the attempts the task page shows, by
+    # retries.selectors.task_detail.
+    chips: list[PhaseChip]
+    bound_runs: list[NativeRun]
+    rejected_runs: list[NativeRun]
 
     class Meta:
         ordering = ["task", "-number"]
@@ -173,6 +183,10 @@ class NativeRun(models.Model):
     # What the binding decision compared (``retries.decisions.decide_binding``):
     # every screen explains the binding from these with ``explain_binding``.
     binding_facts = models.JSONField(default=dict, db_default={}, blank=True)
+
+    # Not a column: the attempt the run claims, as the native-runs page names
+    # it (retries.selectors.native_runs).
+    claimed: dict[str, Any] | None
 
     class Meta:
         ordering = ["-last_seen_at"]

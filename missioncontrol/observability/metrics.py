@@ -97,7 +97,7 @@ def operator_action(fact: PendingEvent) -> str | None:
     if fact.actor == SYSTEM_ACTOR:
         return None
     if fact.type == "attempt.requested":
-        return _ACTION_OF_ATTEMPT_KIND.get(fact.data.get("kind"))
+        return _ACTION_OF_ATTEMPT_KIND.get(fact.data.get("kind") or "")
     if fact.type == "task.status_changed" and fact.data.get("status") == "cancelled":
         return "cancel"
     return _ACTION_OF_TYPE.get(fact.type)
