@@ -9,7 +9,7 @@ TEST_RABBITMQ_VHOST ?= mc_test
 TEST_RABBITMQ_URL ?= amqp://guest:guest@127.0.0.1:5672/$(TEST_RABBITMQ_VHOST)
 PYTEST_ARGS ?=
 
-.PHONY: install run test bench soak clean
+.PHONY: install run lint test bench soak clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,14 +29,23 @@ run: install
 	DEBUG=1 PROMETHEUS_MULTIPROC_DIR=$(abspath $(METRICS_DIR)) PATH="$(abspath $(BIN)):$$PATH" \
 		$(BIN)/honcho start -f Procfile
 
+# ruff (lint, then the format left as it is) and mypy with the Django and DRF
+# plugins; configured in pyproject.toml ([tool.ruff], [tool.mypy]). No services needed.
+LINT_PATHS := planning retries missioncontrol tests bench
+lint: install
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
+	$(BIN)/mypy
+
 # .ci/services.sh first starts whichever of PostgreSQL, Redis and RabbitMQ is down
 # (and installs Debian's chromium); then the import contracts (pyproject.toml,
-# [tool.importlinter]); then the whole suite on PostgreSQL, with a real worker on
-# Redis and on RabbitMQ and Chromium where tests need them. The test settings
-# (tests/settings.py) pin the rest, so no DEBUG.
+# [tool.importlinter]) and `make lint`; then the whole suite on PostgreSQL, with a
+# real worker on Redis and on RabbitMQ and Chromium where tests need them. The
+# test settings (tests/settings.py) pin the rest, so no DEBUG.
 test: install
 	RABBITMQ_VHOST=$(TEST_RABBITMQ_VHOST) .ci/services.sh
 	$(BIN)/lint-imports
+	$(MAKE) --no-print-directory lint
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) TEST_RABBITMQ_URL=$(TEST_RABBITMQ_URL) \
 		$(BIN)/python -m pytest -n 2 --dist loadgroup --ignore=tests/execution $(PYTEST_ARGS)
 	# The real-worker execution tests in a pytest process of their own: run

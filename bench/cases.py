@@ -119,7 +119,7 @@ def _sql_timed(connection) -> Iterator[_SqlTime]:
     commit = connection._commit
     connection._commit = lambda: timed(commit)
     try:
-        with connection.execute_wrapper(lambda execute, *args: timed(execute, *args)):
+        with connection.execute_wrapper(timed):
             yield spent
     finally:
         del connection._commit

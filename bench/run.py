@@ -598,7 +598,7 @@ def _describe(sizes: Sizes) -> str:
     )
 
 
-def render(rows: list[Row], machine: dict, sizes: Sizes, quick: bool, problems: list[str], seconds: float) -> str:
+def render(rows: list[Row], *, machine: dict, sizes: Sizes, quick: bool, problems: list[str], seconds: float) -> str:
     lines = [
         BEGIN,
         "",
@@ -670,7 +670,7 @@ def main(argv: list[str] | None = None) -> int:
         harness.drop_db(template)
     rows = build_rows(sizes, w, p3, p4, m1)
     seconds = time.perf_counter() - started
-    section = render(rows, machine, sizes, args.quick, problems, seconds)
+    section = render(rows, machine=machine, sizes=sizes, quick=args.quick, problems=problems, seconds=seconds)
     print(table(rows))
     for problem in problems:
         print("PROBLEM:", problem)

@@ -421,7 +421,7 @@ def check(db: str, env: dict[str, str], stats: Stats) -> tuple[dict[str, int], d
     return results, facts, (verify.stdout + verify.stderr).strip()
 
 
-def render(args, seconds: float, stats: Stats, results: dict, facts: dict, verify_out: str, machine: dict) -> str:
+def render(args, *, seconds: float, stats: Stats, results: dict, facts: dict, verify_out: str, machine: dict) -> str:
     clean = all(v == 0 for v in results.values())
     lines = [
         BEGIN,
@@ -512,7 +512,9 @@ def main(argv: list[str] | None = None) -> int:
             results, facts, verify_out = check(db, env, soak.stats)
     finally:
         harness.drop_db(template)
-    section = render(args, seconds, soak.stats, results, facts, verify_out, machine)
+    section = render(
+        args, seconds=seconds, stats=soak.stats, results=results, facts=facts, verify_out=verify_out, machine=machine
+    )
     write(out, section)
     print(section)
     clean = all(v == 0 for v in results.values())

@@ -14,10 +14,30 @@ import json
 from collections.abc import Sequence
 
 from django.db import IntegrityError, connection, models, transaction
+from django.db.models.fields.related import RelatedField
+from django.db.models.options import Options
+
+
+def _target(field: models.Field) -> models.Field:
+    """The field whose values a column holds: a foreign key's target."""
+    return field.target_field if isinstance(field, RelatedField) else field
+
+
+def _concrete(meta: Options, name: str) -> models.Field:
+    field = meta.get_field(name)
+    if not isinstance(field, models.Field) or not field.concrete:
+        raise ValueError(f"{name} is not a concrete field of {meta.label}")
+    return field
+
+
+def column_name(field: models.Field) -> str:
+    if field.column is None:  # only fields without a column of their own (not concrete)
+        raise ValueError(f"{field} has no column")
+    return field.column
 
 
 def _unnestable(field: models.Field) -> bool:
-    target = field.target_field if field.is_relation else field
+    target = _target(field)
     # JSON values need an adapter per value and arrays of them don't mix with
     # the casts below; the ORM's own path handles those.
     return target.get_internal_type() in connection.data_types and target.get_internal_type() != "JSONField"
@@ -26,8 +46,10 @@ def _unnestable(field: models.Field) -> bool:
 def _array_cast(field: models.Field) -> str:
     """The placeholder of one column's array, cast to the column's type
     without its length: varchar[] takes any length the column takes."""
-    target = field.target_field if field.is_relation else field
-    return f"%s::{target.db_type(connection).split('(')[0]}[]"
+    db_type = _target(field).db_type(connection)
+    if db_type is None:
+        raise ValueError(f"{field} has no column type")
+    return f"%s::{db_type.split('(')[0]}[]"
 
 
 def _column(field: models.Field, rows: Sequence[models.Model]) -> list:
@@ -45,16 +67,16 @@ def bulk_update_unnest(rows: Sequence[models.Model], fields: Sequence[str]) -> N
         return
     model = type(rows[0])
     meta = model._meta
-    concrete = [meta.get_field(name) for name in fields]
+    concrete = [_concrete(meta, name) for name in fields]
     if connection.vendor != "postgresql" or not all(_unnestable(f) for f in concrete):
-        model.objects.bulk_update(rows, list(fields))
+        model._default_manager.bulk_update(rows, list(fields))
         return
     pk = meta.pk
     quote = connection.ops.quote_name
     columns = [pk, *concrete]
     casts = [_array_cast(f) for f in columns]
     arrays = [_column(f, rows) for f in columns]
-    names = [quote(f.column) for f in columns]
+    names = [quote(column_name(f)) for f in columns]
     assignments = ", ".join(f"{name} = v.{name}" for name in names[1:])
     sql = (
         f"UPDATE {quote(meta.db_table)} AS t SET {assignments}"
@@ -90,7 +112,7 @@ def bulk_insert_unnest(rows: Sequence[models.Model]) -> None:
         or getattr(rows[0], meta.pk.attname) is None
         or not all(_unnestable(f) for f in fields)
     ):
-        model.objects.bulk_create(list(rows))
+        model._default_manager.bulk_create(list(rows))
         return
     _insert_arrays(model, fields, [_column(f, rows) for f in fields])
     for row in rows:
@@ -112,7 +134,7 @@ def insert_columns(model: type[models.Model], columns: dict[str, list], *, ignor
     if connection.vendor != "postgresql":
         names = list(columns)
         rows = [model(**dict(zip(names, values, strict=True))) for values in zip(*columns.values(), strict=True)]
-        model.objects.bulk_create(rows, ignore_conflicts=ignore_conflicts)
+        model._default_manager.bulk_create(rows, ignore_conflicts=ignore_conflicts)
         return
     # JSON goes in as text: an array of jsonb takes strings, not adapters.
     arrays = [
@@ -128,7 +150,7 @@ def _insert_arrays(
     """``INSERT … SELECT FROM unnest`` of one prepared array per field."""
     quote = connection.ops.quote_name
     sql = (
-        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(column_name(f)) for f in fields)})"
         f" SELECT * FROM unnest({', '.join(_array_cast(f) for f in fields)})"
         + (" ON CONFLICT DO NOTHING" if ignore_conflicts else "")
     )
@@ -151,7 +173,7 @@ def bulk_insert_new_keys(rows: Sequence[models.Model], key: Sequence[str]) -> bo
     if connection.vendor != "postgresql":
         try:
             with transaction.atomic():
-                model.objects.bulk_create(list(rows))
+                model._default_manager.bulk_create(list(rows))
         except IntegrityError:
             return False
         return True
@@ -159,10 +181,10 @@ def bulk_insert_new_keys(rows: Sequence[models.Model], key: Sequence[str]) -> bo
     quote = connection.ops.quote_name
     by_attname = {f.attname: f for f in fields}
     sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)})"
+        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(column_name(f)) for f in fields)})"
         f" SELECT * FROM unnest({', '.join(_insert_cast(f) for f in fields)})"
         f" ON CONFLICT DO NOTHING"
-        f" RETURNING {quote(meta.pk.column)}, {', '.join(quote(by_attname[k].column) for k in key)}"
+        f" RETURNING {quote(column_name(meta.pk))}, {', '.join(quote(column_name(by_attname[k])) for k in key)}"
     )
     arrays = [_insert_column(f, rows) for f in fields]
     with connection.cursor() as cursor:

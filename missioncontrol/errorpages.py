@@ -89,12 +89,13 @@ def html_error(status: int, detail: str | None = None) -> HttpResponse:
     """Rendered without the request: no context processor, no session, no
     database query, so it works during an outage too."""
     context = {"status": status, "title": TITLES.get(status, "Error"), "detail": detail}
+    content: str
     try:
         content = loader.render_to_string(f"{status}.html", context)
-    except Exception:  # the template is missing or broken: a plain page still answers
+    except Exception:  # noqa: BLE001 - the template is missing or broken: a plain page still answers
         try:
             content = loader.render_to_string("error.html", context)
-        except Exception:
+        except Exception:  # noqa: BLE001 - likewise
             content = f"<!doctype html><title>{status}</title><h1>{context['title']} ({status})</h1>"
     return HttpResponse(content, status=status, content_type="text/html; charset=utf-8")
 

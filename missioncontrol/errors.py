@@ -14,6 +14,7 @@ class ServiceError(Exception):
         code: str,
         detail: str,
         *,
+        # Per field a list of messages; a batch nests them per item index.
         errors: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)

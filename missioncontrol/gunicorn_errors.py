@@ -15,10 +15,10 @@ import json
 
 from gunicorn import util
 
+from missioncontrol.errorpages import error_body
+
 
 def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
-    from missioncontrol.errorpages import error_body
-
     body = json.dumps(error_body(int(status_int))).encode()
     head = (
         f"HTTP/1.1 {int(status_int)} {reason}\r\n"

@@ -114,7 +114,7 @@ class InputHygieneMiddleware:
                     "too_large",
                     f"The request body is {length} bytes; the limit is {settings.DATA_UPLOAD_MAX_MEMORY_SIZE}.",
                 )
-        refused = charset_refusal(request.content_params.get("charset"), api=api)
+        refused = charset_refusal((request.content_params or {}).get("charset"), api=api)
         if refused is not None:
             return errorpages.error_response(request, *refused)
         if bad_text(request.path_info) or b"\x00" in raw_path:

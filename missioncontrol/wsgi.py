@@ -17,6 +17,9 @@ import os
 from django.core.exceptions import BadRequest, SuspiciousOperation
 from django.core.wsgi import get_wsgi_application
 
+from missioncontrol.errorpages import wsgi_error
+from missioncontrol.middleware import environ_charset_refusal
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "missioncontrol.settings")
 
 logger = logging.getLogger("missioncontrol.errors")
@@ -30,9 +33,6 @@ class GuardedApplication:
         self.app = app
 
     def __call__(self, environ, start_response):
-        from missioncontrol.errorpages import wsgi_error
-        from missioncontrol.middleware import environ_charset_refusal
-
         refused = environ_charset_refusal(environ)
         if refused is not None:
             return wsgi_error(environ, start_response, *refused)

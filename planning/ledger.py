@@ -108,7 +108,10 @@ def _insert_events(events: list[PendingEvent]) -> None:
     (a batch of 100 reports appends about 250 events); the rows' ids are not
     read back because nothing reads an event appended in the same block.
     PostgreSQL numbers the rows in array order, so ids keep append order."""
-    insert_columns(Event, {name: list(values) for name, values in zip(PendingEvent._fields, zip(*events), strict=True)})
+    insert_columns(
+        Event,
+        {name: list(values) for name, values in zip(PendingEvent._fields, zip(*events, strict=True), strict=True)},
+    )
     _after_commit(events)
 
 

@@ -8,6 +8,7 @@ Status columns here are projections of the ledger. Only the functions in
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
@@ -88,6 +89,14 @@ class Plan(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    # Not columns: set on the plans a page or the API shows, by
+    # retries.selectors.plan_list_with_projection (counts, failed_tasks) and
+    # the dashboard's plan list (rerun_key, rerun_needs_override).
+    counts: dict[str, int]
+    failed_tasks: list[dict[str, Any]]
+    rerun_key: str
+    rerun_needs_override: bool
+
     class Meta:
         ordering = ["-created_at"]
 
@@ -126,6 +135,12 @@ class PlanningTask(models.Model):
     ACTIVE_STATUSES = (Status.LAUNCH_REQUESTED, Status.RUNNING)
     # Ended badly: what an operator reruns, what a plan counts as failing.
     FAILING_STATUSES = (Status.FAILED, Status.BLOCKED)
+
+    # Not columns: set on the board's rows by retries.selectors.decorate_board_rows.
+    # ``current`` is a retries Attempt, a model this layer does not import.
+    current: models.Model | None
+    shown_assignee: Agent | None
+    assignee_drift: bool
 
     class Meta:
         ordering = ["slug"]

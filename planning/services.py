@@ -240,7 +240,10 @@ def plan_resume(*, plan_id: uuid.UUID, actor: str) -> Plan:
         plan.paused_at = None
         plan.save(update_fields=["paused_at", "updated_at"])
         ledger_append(type="plan.resumed", actor=actor, plan_id=plan.id)
-    return plan_refresh(plan_id=plan_id, actor=actor)
+    refreshed = plan_refresh(plan_id=plan_id, actor=actor)
+    if refreshed is None:  # deleted since the commit above
+        raise not_found("plan", str(plan_id))
+    return refreshed
 
 
 # --- Tasks ------------------------------------------------------------------------
@@ -284,8 +287,10 @@ def task_create(
             errors["assignee"] = [f"Agent {assignee!r} is not active."]
     if params is not None and not isinstance(params, dict):
         errors["params"] = ["Give a JSON object."]
-    if errors:
+    if errors or project_obj is None or procedure_obj is None:
         raise invalid(errors)
+    # A new task with no assignee gets the project owner.
+    assigned = assignee_obj or project_obj.owner
     with transaction.atomic():
         task = PlanningTask(
             slug=slug,
@@ -294,8 +299,7 @@ def task_create(
             procedure=procedure_obj,
             plan=plan_obj,
             params=params or {},
-            # A new task with no assignee gets the project owner.
-            assignee=assignee_obj or project_obj.owner,
+            assignee=assigned,
             max_attempts=max_attempts if max_attempts is not None else procedure_obj.max_attempts,
         )
         _validated(task)
@@ -305,7 +309,7 @@ def task_create(
             actor=actor,
             task_id=task.id,
             plan_id=task.plan_id,
-            data={"slug": slug, "status": task.status, "assignee": task.assignee.name},
+            data={"slug": slug, "status": task.status, "assignee": assigned.name},
         )
         if task.plan_id:
             plan_refresh(plan_id=task.plan_id, actor=actor)

@@ -13,6 +13,7 @@ import uuid
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.template.response import TemplateResponse
 
 from missioncontrol.errors import ServiceError
@@ -104,7 +105,7 @@ class TaskForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        plan, project = cleaned.get("plan"), cleaned.get("project")
+        plan, project = self.cleaned_data.get("plan"), self.cleaned_data.get("project")
         if plan is not None and project is not None and plan.project_id != project.id:
             self.add_error("plan", "The plan belongs to another project.")
         return cleaned
@@ -206,7 +207,7 @@ class PlanningTaskAdmin(ServiceAdmin):
         attempt = task_current_attempt(obj)
         if attempt is None:
             return "—"
-        assignee = attempt.requested_assignee.name if attempt.requested_assignee_id else "nobody"
+        assignee = attempt.requested_assignee.name if attempt.requested_assignee is not None else "nobody"
         return f"#{attempt.number} {attempt.kind}, {attempt.status}, for {assignee}"
 
     @admin.display(description="attempts")
@@ -293,7 +294,7 @@ class PlanningTaskAdmin(ServiceAdmin):
             "form": form,
             "action": f"{kind}_tasks",
             "selected": [t.pk for t in tasks],
-            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
             "media": self.media + form.media,
         }
         return TemplateResponse(request, ACTION_TEMPLATE, context)
@@ -347,7 +348,7 @@ class PlanningTaskAdmin(ServiceAdmin):
             self._started(request, result.attempt, "repair started")
 
     def _started(self, request, attempt: Attempt, verb: str) -> None:
-        frozen = attempt.requested_assignee.name if attempt.requested_assignee_id else "nobody"
+        frozen = attempt.requested_assignee.name if attempt.requested_assignee is not None else "nobody"
         self.message_user(
             request,
             f"{attempt.task.slug}: {verb} attempt #{attempt.number} ({attempt.id}) for {frozen}.",

@@ -19,7 +19,7 @@ def launch_after_commit(*, attempt_id: uuid.UUID, executor: str) -> None:
         return
 
     def enqueue() -> None:
-        from retries.tasks import launch_attempt
+        from retries.tasks import launch_attempt  # noqa: PLC0415 - deferred, see [tool.importlinter]
 
         launch_attempt.delay(str(attempt_id))
 
@@ -31,7 +31,7 @@ def cancel_after_commit(*, attempt_id: uuid.UUID, executor: str) -> None:
         return
 
     def enqueue() -> None:
-        from retries.tasks import cancel_attempt
+        from retries.tasks import cancel_attempt  # noqa: PLC0415 - deferred, see [tool.importlinter]
 
         cancel_attempt.delay(str(attempt_id))
 
@@ -41,6 +41,6 @@ def cancel_after_commit(*, attempt_id: uuid.UUID, executor: str) -> None:
 def launch_again(*, attempt_id: uuid.UUID) -> None:
     """Send a launch again now (reconciliation, for a launch message that
     was lost); launching is idempotent, so a duplicate changes nothing."""
-    from retries.tasks import launch_attempt
+    from retries.tasks import launch_attempt  # noqa: PLC0415 - deferred, see [tool.importlinter]
 
     launch_attempt.delay(str(attempt_id))

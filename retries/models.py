@@ -8,11 +8,15 @@ Status columns are projections of the ledger; only services assign them.
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING, Any
 
 from django.db import models
 from django.db.models import Q
 
 from planning.models import Agent, PlanningTask
+
+if TYPE_CHECKING:
+    from .selectors.task_detail import PhaseChip
 
 
 class Attempt(models.Model):
@@ -51,21 +55,30 @@ class Attempt(models.Model):
     reason = models.TextField(blank=True, default="")
     # Decided once at request time (rule 3); nothing recomputes it.
     requested_assignee = models.ForeignKey(Agent, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    resume_phase = models.CharField(max_length=100, null=True, blank=True)
+    # These text columns hold NULL until set, and the API answers null for
+    # them; storing "" instead (DJ001) would change those answers and need a
+    # data migration, so the rule is waived field by field.
+    resume_phase = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
     superseded_at = models.DateTimeField(null=True, blank=True)
     superseded_by = models.ForeignKey(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="supersedes"
     )
-    native_task_id = models.CharField(max_length=200, null=True, blank=True)
-    native_run_id = models.CharField(max_length=200, null=True, blank=True)
-    failure_kind = models.CharField(max_length=40, null=True, blank=True)
-    failure_phase = models.CharField(max_length=100, null=True, blank=True)
-    failure_message = models.TextField(null=True, blank=True)
+    native_task_id = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    native_run_id = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    failure_kind = models.CharField(max_length=40, null=True, blank=True)  # noqa: DJ001
+    failure_phase = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
+    failure_message = models.TextField(null=True, blank=True)  # noqa: DJ001
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     last_heartbeat_at = models.DateTimeField(null=True, blank=True)
     # Historical attempts brought in by import_retry_history.
     imported = models.BooleanField(default=False)
+
+    # Not columns: set on the attempts the task page shows, by
+    # retries.selectors.task_detail.
+    chips: list[PhaseChip]
+    bound_runs: list[NativeRun]
+    rejected_runs: list[NativeRun]
 
     class Meta:
         ordering = ["task", "-number"]
@@ -132,6 +145,9 @@ class PhaseOutcome(models.Model):
             models.UniqueConstraint(fields=["attempt", "phase"], name="phase_outcome_once"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.attempt_id} {self.phase}: {self.outcome}"
+
 
 class NativeRun(models.Model):
     class Status(models.TextChoices):
@@ -163,13 +179,17 @@ class NativeRun(models.Model):
     message = models.TextField(blank=True, default="")
     binding = models.CharField(max_length=10, choices=Binding.choices, default=Binding.UNBOUND)
     attempt = models.ForeignKey(Attempt, on_delete=models.PROTECT, null=True, blank=True, related_name="native_runs")
-    binding_reason = models.CharField(max_length=200, null=True, blank=True)
+    binding_reason = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001 - NULL until bound, as on Attempt
     # What the binding decision compared (``retries.decisions.decide_binding``):
     # every screen explains the binding from these with ``explain_binding``.
     binding_facts = models.JSONField(default=dict, db_default={}, blank=True)
     # Who (the API user, or "system" for the built-in executor) sent the
     # newest report that changed the run; the ledger keeps every report's actor.
     reported_by = models.CharField(max_length=150, blank=True, default="", db_default="")
+
+    # Not a column: the attempt the run claims, as the native-runs page names
+    # it (retries.selectors.native_runs).
+    claimed: dict[str, Any] | None
 
     class Meta:
         ordering = ["-last_seen_at"]
@@ -189,7 +209,7 @@ class NativeRun(models.Model):
 
     @property
     def binding_explanation(self) -> str:
-        from .decisions.binding import explain_binding
+        from .decisions.binding import explain_binding  # noqa: PLC0415 - the decisions import these models
 
         return explain_binding(self.binding, self.binding_reason, self.binding_facts)
 
@@ -213,6 +233,9 @@ class RetiredNativeId(models.Model):
             models.UniqueConstraint(fields=["kind", "value"], name="retired_native_id_unique"),
         ]
 
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.value}"
+
 
 class IdempotencyKey(models.Model):
     """The first response to a keyed request, returned again for repeats."""
@@ -229,3 +252,6 @@ class IdempotencyKey(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["task", "key"], name="idempotency_key_unique"),
         ]
+
+    def __str__(self) -> str:
+        return f"{self.task_id}:{self.key}"

@@ -32,8 +32,8 @@ from django.utils import timezone
 from planning.models import PlanningTask, Procedure
 from planning.services import plan_refresh, task_status_counts_fold
 from retries import dispatch, executors, services
-from retries.dispatch import PUSHING_EXECUTORS
 from retries.decisions import stall_check
+from retries.dispatch import PUSHING_EXECUTORS
 from retries.models import Attempt, NativeRun
 
 log = logging.getLogger(__name__)

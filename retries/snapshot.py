@@ -240,7 +240,7 @@ def snapshot_build() -> dict[str, Any]:
                     "procedure": task.procedure.slug,
                     "plan": str(task.plan_id) if task.plan_id else None,
                     "status": task.status,
-                    "assignee": task.assignee.name if task.assignee_id else None,
+                    "assignee": task.assignee.name if task.assignee is not None else None,
                     "max_attempts": task.max_attempts,
                     "attempt_count": task.attempt_count,
                     "inconsistency": (

@@ -9,6 +9,7 @@ import logging
 from planning.ledger import PendingEvent
 
 from .events import alert_events
+from .tasks import dispatch_alerts
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,4 @@ def alert_of(fact: PendingEvent, event: str) -> dict:
 def enqueue_alerts(facts: list[PendingEvent]) -> None:
     alerts = [alert_of(fact, event) for fact in facts for event in alert_events(fact.type, fact.data)]
     if alerts:
-        from .tasks import dispatch_alerts
-
         dispatch_alerts.delay(alerts)

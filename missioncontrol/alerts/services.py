@@ -29,6 +29,7 @@ from django.utils import timezone
 from requests.adapters import HTTPAdapter
 
 from missioncontrol.errors import ServiceError, invalid
+from missioncontrol.observability.metrics import WEBHOOK_TRIES
 from planning.models import Plan, PlanningTask, Project
 
 from .events import ALERT_EVENTS
@@ -80,7 +81,9 @@ def check_webhook_url(url: str) -> list[str]:
         infos = socket.getaddrinfo(host, port or (443 if parts.scheme == "https" else 80), type=socket.SOCK_STREAM)
     except (OSError, UnicodeError, ValueError) as exc:
         raise _url_error(f"The host {host} does not resolve.") from exc
-    addresses = list(dict.fromkeys(info[4][0] for info in infos))
+    # An IPv4 or IPv6 sockaddr starts with the address as a string; the
+    # (int, bytes) form of other families does not occur for a TCP lookup.
+    addresses = list(dict.fromkeys(info[4][0] for info in infos if isinstance(info[4][0], str)))
     if not allow_private:
         for address in addresses:
             if _refused_address(ipaddress.ip_address(address.split("%", 1)[0])):
@@ -216,7 +219,7 @@ def deliveries_create(alerts: list[dict]) -> list[uuid.UUID]:
     now = timezone.now()
     rows = []
     for alert in alerts:
-        task = tasks.get(alert.get("task_id"))
+        task = tasks.get(alert["task_id"]) if alert.get("task_id") is not None else None
         owner = task or plans.get(alert.get("plan_id") or "")
         project_id = owner["project_id"] if owner else None
         for subscription in subscriptions:
@@ -355,8 +358,6 @@ def _answer_error(response: requests.Response) -> str:
 
 
 def _record(delivery: WebhookDelivery, *, status: int | None, error: str, final: bool) -> TryOutcome:
-    from missioncontrol.observability.metrics import WEBHOOK_TRIES
-
     now = timezone.now()
     tries = delivery.tries + 1
     delivered = not error

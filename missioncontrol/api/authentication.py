@@ -121,8 +121,8 @@ class CachedTokenAuthentication(TokenAuthentication):
         user._state.adding = False
         user._state.db = connection.alias
         # What missioncontrol.roles would read, read already.
-        user._mc_roles = roles_of(found.groups)
-        user._mc_executors = found.executors
+        user._mc_roles = roles_of(found.groups)  # type: ignore[attr-defined]  # missioncontrol.roles' per-request cache
+        user._mc_executors = found.executors  # type: ignore[attr-defined]
         return user, key
 
 

@@ -32,8 +32,10 @@ class PlanViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ApiViewSet):
     write_role = OPERATOR
 
     def list(self, request):
-        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(s.PlanSerializer(plan_list_with_projection(page), many=True).data)
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        data = s.PlanSerializer(plan_list_with_projection(queryset if page is None else page), many=True).data
+        return Response(data) if page is None else self.get_paginated_response(data)
 
     def retrieve(self, request, pk):
         return Response(self._plan_data(self.get_object()))

@@ -43,7 +43,9 @@ CONFLICT = error("The transition is not allowed now (see `code`).")
 def tasks_with_attempts():
     """task_queryset plus the current attempt's phases: a fixed number of queries."""
     return task_queryset().prefetch_related(
-        Prefetch("current_attempts__phase_outcomes", queryset=PhaseOutcome.objects.order_by("at", "id"))
+        # current_attempts is the to_attr of task_queryset's own Prefetch,
+        # which the django-stubs plugin cannot follow.
+        Prefetch("current_attempts__phase_outcomes", queryset=PhaseOutcome.objects.order_by("at", "id"))  # type: ignore[misc]
     )
 
 
@@ -66,7 +68,9 @@ def attempt_data(attempt) -> dict:
 def attempts_data(attempts: list) -> list:
     """Many attempts, their phases read in one query, not one per attempt."""
     prefetch_related_objects(attempts, "phase_outcomes", "task", "requested_assignee")
-    return AttemptSerializer(attempts, many=True).data
+    # many=True makes a ListSerializer, whose data is a list; the stubs type
+    # the call as the item serializer.
+    return AttemptSerializer(attempts, many=True).data  # type: ignore[return-value]
 
 
 TASK_ACTION_ERRORS = {

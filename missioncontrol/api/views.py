@@ -9,6 +9,7 @@ from django.utils.csp import CSP
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework import serializers, viewsets
 from rest_framework.renderers import JSONRenderer
+from rest_framework.views import APIView
 
 from missioncontrol.roles import actor_name
 
@@ -34,7 +35,7 @@ class ApiViewSet(viewsets.GenericViewSet):
         return actor_name(self.request.user)
 
 
-class _JsonErrors:
+class _JsonErrors(APIView):
     """The schema and docs pages render YAML or HTML; their errors are the
     API's JSON error shape all the same."""
 

@@ -14,6 +14,7 @@ from missioncontrol.alerts import services
 from missioncontrol.alerts.events import ALERT_EVENTS
 from missioncontrol.alerts.models import WebhookDelivery, WebhookSubscription
 from missioncontrol.roles import ADMIN, has_role
+from planning.models import Project
 
 from .fields import StrictBooleanField, StrictCharField
 from .validators import storable_json
@@ -36,7 +37,9 @@ def _events(**kwargs) -> serializers.ListField:
 
 
 class WebhookSerializer(serializers.ModelSerializer):
-    project = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
+    project: serializers.SlugRelatedField[Project] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True, allow_null=True
+    )
     events = serializers.ListField(child=serializers.ChoiceField(choices=ALERT_EVENTS))
 
     class Meta:

@@ -19,11 +19,17 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import Self
 
+from django.db.models import Min
+from django.utils import timezone
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from missioncontrol.alerts.models import WebhookDelivery
 from planning.ledger import PendingEvent
+from planning.models import PlanningTask
+from planning.services import task_status_counts
+from retries.models import Attempt, NativeRun
 
 LEDGER_EVENTS = Counter("mc_ledger_events", "Facts committed to the ledger, by event type.", ["type"])
 ATTEMPTS_STARTED = Counter(
@@ -91,7 +97,7 @@ def operator_action(fact: PendingEvent) -> str | None:
     if fact.actor == SYSTEM_ACTOR:
         return None
     if fact.type == "attempt.requested":
-        return _ACTION_OF_ATTEMPT_KIND.get(fact.data.get("kind"))
+        return _ACTION_OF_ATTEMPT_KIND.get(fact.data.get("kind") or "")
     if fact.type == "task.status_changed" and fact.data.get("status") == "cancelled":
         return "cancel"
     return _ACTION_OF_TYPE.get(fact.type)
@@ -164,14 +170,6 @@ class DatabaseCollector:
     queries, each bounded by unsettled rows, never by history."""
 
     def collect(self) -> Iterator[Metric]:
-        from django.db.models import Min
-        from django.utils import timezone
-
-        from missioncontrol.alerts.models import WebhookDelivery
-        from planning.models import PlanningTask
-        from planning.services import task_status_counts
-        from retries.models import Attempt, NativeRun
-
         now = timezone.now()
         counts = task_status_counts()
         tasks = GaugeMetricFamily(

@@ -35,15 +35,21 @@ def _username(request: HttpRequest) -> str | None:
         return None
     try:
         return user.get_username() if user.is_authenticated else None
-    except Exception:  # a lazy user evaluated here after all: never fail the response
+    except Exception:  # noqa: BLE001 - a lazy user evaluated here after all: never fail the response
         return None
+
+
+class IdentifiedRequest(HttpRequest):
+    """A request once this middleware has given it its id."""
+
+    request_id: str
 
 
 class RequestObservabilityMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def __call__(self, request: IdentifiedRequest) -> HttpResponse:
         request_id = request_id_from(request.headers.get(REQUEST_ID_HEADER))
         request.request_id = request_id
         token = begin_context(request_id=request_id)

@@ -9,6 +9,7 @@ import os
 
 from celery import signals
 from django.conf import settings
+from prometheus_client import multiprocess
 
 from .logs import TASK_HEADER, LogContext, begin_context, current_request_id, end_context
 
@@ -52,6 +53,4 @@ def _keep_django_logging(**kwargs) -> None:
 @signals.worker_process_shutdown.connect(weak=False)
 def _metrics_process_dead(pid: int | None = None, **kwargs) -> None:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
         multiprocess.mark_process_dead(pid or os.getpid())

@@ -20,6 +20,14 @@ def _blank(label: str) -> list[tuple[str, str]]:
     return [("", label)]
 
 
+def _choices(form: forms.Form, name: str) -> forms.ChoiceField:
+    """A choice field of ``form``, whose choices are set per request."""
+    field = form.fields[name]
+    if not isinstance(field, forms.ChoiceField):
+        raise TypeError(f"{name} is not a choice field")
+    return field
+
+
 class BoardFilterForm(forms.Form):
     q = forms.CharField(required=False, max_length=200, label="Search")
     project = forms.ChoiceField(required=False)
@@ -31,10 +39,10 @@ class BoardFilterForm(forms.Form):
 
     def __init__(self, *args, options: FilterOptions, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["project"].choices = _blank("any project") + options.projects
-        self.fields["procedure"].choices = _blank("any procedure") + options.procedures
-        self.fields["plan"].choices = _blank("any plan") + options.plans
-        self.fields["assignee"].choices = _blank("anyone") + options.agents
+        _choices(self, "project").choices = _blank("any project") + options.projects
+        _choices(self, "procedure").choices = _blank("any procedure") + options.procedures
+        _choices(self, "plan").choices = _blank("any plan") + options.plans
+        _choices(self, "assignee").choices = _blank("anyone") + options.agents
 
     def filters(self) -> BoardFilters:
         """The valid part of the query: a bad value is reported next to its
@@ -65,7 +73,7 @@ class NativeRunFilterForm(forms.Form):
 
     def __init__(self, *args, executors: list[str], **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["executor"].choices = _blank("any executor") + [(e, e) for e in executors]
+        _choices(self, "executor").choices = _blank("any executor") + [(e, e) for e in executors]
 
     def values(self) -> dict[str, str]:
         self.is_valid()
@@ -98,7 +106,7 @@ class _AttemptForm(forms.Form):
     assignee = forms.ChoiceField(required=False, label="Assignee")
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=200)
     # The fields whose change refreshes the preview beside the button.
-    PREVIEWED = ("assignee",)
+    PREVIEWED: tuple[str, ...] = ("assignee",)
 
     def __init__(
         self, *args, agents: list[Agent], keep: FrozenAssignee | None, preview_url: str = "", **kwargs
@@ -107,7 +115,7 @@ class _AttemptForm(forms.Form):
         kwargs["initial"].setdefault("idempotency_key", new_idempotency_key())
         super().__init__(*args, **kwargs)
         kept = f"{keep.name} ({keep.source})" if keep is not None and keep.name else "nobody"
-        self.fields["assignee"].choices = [("", f"Keep the rule-3 assignee: {kept}")] + [
+        _choices(self, "assignee").choices = [("", f"Keep the rule-3 assignee: {kept}")] + [
             (a.name, a.name) for a in agents
         ]
         self.keep = keep
@@ -158,7 +166,7 @@ class PreviewOptionsForm(forms.Form):
     def __init__(self, *args, agents: list[Agent], **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.by_name = {a.name: a for a in agents}
-        self.fields["assignee"].choices = [("", "")] + [(name, name) for name in self.by_name]
+        _choices(self, "assignee").choices = [("", "")] + [(name, name) for name in self.by_name]
 
     def clean_assignee(self) -> Agent | None:
         return self.by_name.get(self.cleaned_data.get("assignee") or "")

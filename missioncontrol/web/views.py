@@ -20,6 +20,7 @@ from django.utils.functional import cached_property
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
+from django_htmx.middleware import HtmxDetails
 
 from missioncontrol.alerts import selectors as alert_selectors
 from missioncontrol.api.errors import status_for
@@ -61,13 +62,19 @@ DETAIL_ATTEMPTS = 10
 SINCE_HEADER = "X-MC-Since"
 
 
+class HtmxHttpRequest(HttpRequest):
+    """A request as django-htmx's middleware leaves it (the typing its docs give)."""
+
+    htmx: HtmxDetails
+
+
 def role_required(role: str) -> Callable:
     """Every page needs a login and a role; the server refuses, not just the
     template that hides a button."""
 
     def decorator(view: Callable) -> Callable:
         @wraps(view)
-        def wrapped(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        def wrapped(request: HtmxHttpRequest, *args, **kwargs) -> HttpResponse:
             if not request.user.is_authenticated:
                 if request.htmx:
                     # A fragment must not swap the login page into itself.
@@ -84,13 +91,13 @@ def role_required(role: str) -> Callable:
     return decorator
 
 
-def _forbidden(request: HttpRequest, role: str) -> HttpResponse:
+def _forbidden(request: HtmxHttpRequest, role: str) -> HttpResponse:
     context = {"role": role, "detail": f"This needs the {role} role, which your account does not have."}
     template = "planning/forbidden.html#message" if request.htmx else "planning/forbidden.html"
     return render(request, template, context, status=403)
 
 
-def _render(request: HttpRequest, template: str, fragments: dict[str, str], context: dict, status: int = 200):
+def _render(request: HtmxHttpRequest, template: str, fragments: dict[str, str], context: dict, status: int = 200):
     fragment = None
     if request.htmx and not request.htmx.history_restore_request:
         fragment = fragments.get(request.htmx.target or "")
@@ -101,7 +108,7 @@ def _render(request: HttpRequest, template: str, fragments: dict[str, str], cont
     return response
 
 
-def _unchanged(request: HttpRequest, version: int) -> bool:
+def _unchanged(request: HtmxHttpRequest, version: int) -> bool:
     return bool(request.htmx) and request.headers.get(SINCE_HEADER) == str(version)
 
 
@@ -118,7 +125,7 @@ class CountedPaginator(Paginator):
         return self._known_count
 
 
-def _base_context(request: HttpRequest, section: str) -> dict:
+def _base_context(request: HtmxHttpRequest, section: str) -> dict:
     return {
         "section": section,
         "can_operate": has_role(request.user, OPERATOR),
@@ -132,7 +139,7 @@ def _base_context(request: HttpRequest, section: str) -> dict:
 
 @require_GET
 @role_required(VIEWER)
-def board(request: HttpRequest) -> HttpResponse:
+def board(request: HtmxHttpRequest) -> HttpResponse:
     version = sel.board_version()
     if _unchanged(request, version):
         return HttpResponse(status=204)
@@ -164,11 +171,11 @@ def board(request: HttpRequest) -> HttpResponse:
 # --- Task detail and its actions ---------------------------------------------------
 
 
-def _attempts_limit(request: HttpRequest) -> int | None:
+def _attempts_limit(request: HtmxHttpRequest) -> int | None:
     return None if request.GET.get("attempts") == "all" else DETAIL_ATTEMPTS
 
 
-def _detail_or_404(request: HttpRequest, slug: str) -> sel.TaskDetail:
+def _detail_or_404(request: HtmxHttpRequest, slug: str) -> sel.TaskDetail:
     detail = sel.task_detail(slug, attempts_limit=_attempts_limit(request))
     if detail is None:
         raise Http404(f"No task named {slug!r}.")
@@ -216,7 +223,7 @@ def _rerun_form(task: PlanningTask, agents: list, keep, data=None) -> RerunForm:
     )
 
 
-def _detail_context(request: HttpRequest, detail: sel.TaskDetail, *, bound: dict | None = None) -> dict:
+def _detail_context(request: HtmxHttpRequest, detail: sel.TaskDetail, *, bound: dict | None = None) -> dict:
     tab = request.GET.get("tab", "attempts")
     if tab not in ("attempts", "ledger"):
         tab = "attempts"
@@ -237,7 +244,7 @@ def _detail_context(request: HttpRequest, detail: sel.TaskDetail, *, bound: dict
 
 @require_GET
 @role_required(VIEWER)
-def task_detail(request: HttpRequest, slug: str) -> HttpResponse:
+def task_detail(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     if request.htmx and request.headers.get(SINCE_HEADER):
         version = sel.task_version(slug)
         if version is None:
@@ -253,7 +260,7 @@ def task_detail(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
-def _action_done(request: HttpRequest, slug: str, message: str) -> HttpResponse:
+def _action_done(request: HtmxHttpRequest, slug: str, message: str) -> HttpResponse:
     if not request.htmx:
         messages.success(request, message)
         return redirect("task_detail", slug=slug)
@@ -265,7 +272,7 @@ def _action_done(request: HttpRequest, slug: str, message: str) -> HttpResponse:
     return response
 
 
-def _action_refused(request: HttpRequest, slug: str, name: str, form, error: ServiceError | None) -> HttpResponse:
+def _action_refused(request: HtmxHttpRequest, slug: str, name: str, form, error: ServiceError | None) -> HttpResponse:
     """Show the refusal where the form is: field errors next to their
     fields (400), the service's sentence for a refused transition (409)."""
     status = 400
@@ -290,7 +297,7 @@ def _action_refused(request: HttpRequest, slug: str, name: str, form, error: Ser
 
 def _attempt_message(verb: str, result: retry_services.AttemptResult) -> str:
     attempt = result.attempt
-    who = attempt.requested_assignee.name if attempt.requested_assignee_id else "nobody"
+    who = attempt.requested_assignee.name if attempt.requested_assignee is not None else "nobody"
     if result.replayed:
         return (
             f"Already done: this form was submitted before and made attempt #{attempt.number}; nothing new was created."
@@ -300,7 +307,7 @@ def _attempt_message(verb: str, result: retry_services.AttemptResult) -> str:
 
 @require_POST
 @role_required(OPERATOR)
-def task_rerun(request: HttpRequest, slug: str) -> HttpResponse:
+def task_rerun(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     detail = _detail_or_404(request, slug)
     form = _rerun_form(detail.task, sel.active_agents(), None, request.POST)
     if not form.is_valid():
@@ -323,7 +330,7 @@ def task_rerun(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_POST
 @role_required(OPERATOR)
-def task_repair(request: HttpRequest, slug: str) -> HttpResponse:
+def task_repair(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     _detail_or_404(request, slug)
     form = RepairForm(request.POST, prefix="repair", agents=sel.active_agents(), keep=None)
     if not form.is_valid():
@@ -343,18 +350,18 @@ def task_repair(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_GET
 @role_required(OPERATOR)
-def task_rerun_preview(request: HttpRequest, slug: str) -> HttpResponse:
+def task_rerun_preview(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     """The rerun form's preview for the options it has now (htmx, on change)."""
     return _preview_fragment(request, slug, "rerun")
 
 
 @require_GET
 @role_required(OPERATOR)
-def task_repair_preview(request: HttpRequest, slug: str) -> HttpResponse:
+def task_repair_preview(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     return _preview_fragment(request, slug, "repair")
 
 
-def _preview_fragment(request: HttpRequest, slug: str, name: str) -> HttpResponse:
+def _preview_fragment(request: HtmxHttpRequest, slug: str, name: str) -> HttpResponse:
     options = PreviewOptionsForm(request.GET, prefix=name, agents=sel.active_agents())
     options.is_valid()
     chosen = options.cleaned_data.get("assignee")
@@ -375,7 +382,7 @@ def _preview_fragment(request: HttpRequest, slug: str, name: str) -> HttpRespons
 
 @require_POST
 @role_required(OPERATOR)
-def task_cancel(request: HttpRequest, slug: str) -> HttpResponse:
+def task_cancel(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     _detail_or_404(request, slug)
     form = CancelForm(request.POST, prefix="cancel")
     if not form.is_valid():
@@ -389,7 +396,7 @@ def task_cancel(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_POST
 @role_required(OPERATOR)
-def task_launch(request: HttpRequest, slug: str) -> HttpResponse:
+def task_launch(request: HtmxHttpRequest, slug: str) -> HttpResponse:
     _detail_or_404(request, slug)
     form = LaunchForm(request.POST, prefix="launch")
     if not form.is_valid():
@@ -408,7 +415,7 @@ def task_launch(request: HttpRequest, slug: str) -> HttpResponse:
 
 @require_GET
 @role_required(VIEWER)
-def plans(request: HttpRequest) -> HttpResponse:
+def plans(request: HtmxHttpRequest) -> HttpResponse:
     page = Paginator(sel.plans_queryset(), PLANS_PAGE_SIZE).get_page(request.GET.get("page"))
     page.object_list = sel.plan_list_with_projection(page.object_list)
     for plan in page.object_list:
@@ -426,7 +433,7 @@ def plans(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @role_required(OPERATOR)
-def plan_resume(request: HttpRequest, plan_id: uuid.UUID) -> HttpResponse:
+def plan_resume(request: HtmxHttpRequest, plan_id: uuid.UUID) -> HttpResponse:
     try:
         plan = planning_services.plan_resume(plan_id=plan_id, actor=actor_name(request.user))
     except ServiceError as exc:
@@ -440,7 +447,7 @@ def plan_resume(request: HttpRequest, plan_id: uuid.UUID) -> HttpResponse:
 
 @require_POST
 @role_required(OPERATOR)
-def plan_rerun(request: HttpRequest, plan_id: uuid.UUID) -> HttpResponse:
+def plan_rerun(request: HtmxHttpRequest, plan_id: uuid.UUID) -> HttpResponse:
     """Rerun the failed and blocked tasks a plan's card listed, together
     (all or nothing, see ``task_rerun_many``)."""
     _rerun_together(request, PlanRerunForm(request.POST), plan_id=plan_id)
@@ -449,7 +456,7 @@ def plan_rerun(request: HttpRequest, plan_id: uuid.UUID) -> HttpResponse:
 
 @require_POST
 @role_required(OPERATOR)
-def board_rerun(request: HttpRequest) -> HttpResponse:
+def board_rerun(request: HtmxHttpRequest) -> HttpResponse:
     """Rerun the failed and blocked tasks a board page listed, together, and
     go back to that page with its filters."""
     form = BoardRerunForm(request.POST)
@@ -463,11 +470,11 @@ def board_rerun(request: HttpRequest) -> HttpResponse:
     return redirect(back)
 
 
-def _rerun_together(request: HttpRequest, form: PlanRerunForm, *, plan_id: uuid.UUID | None = None) -> None:
+def _rerun_together(request: HtmxHttpRequest, form: PlanRerunForm, *, plan_id: uuid.UUID | None = None) -> None:
     """One ``task_rerun_many`` call for a submitted list of tasks; the outcome
     becomes one message."""
     if not form.is_valid():
-        problems = "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items())
+        problems = "; ".join(f"{field}: {' '.join(str(e) for e in errors)}" for field, errors in form.errors.items())
         messages.error(request, f"Nothing was rerun: {problems}")
         return
     data = form.cleaned_data
@@ -494,7 +501,7 @@ def _rerun_together(request: HttpRequest, form: PlanRerunForm, *, plan_id: uuid.
 
 @require_GET
 @role_required(VIEWER)
-def native_runs(request: HttpRequest) -> HttpResponse:
+def native_runs(request: HtmxHttpRequest) -> HttpResponse:
     form = NativeRunFilterForm(request.GET, executors=sel.native_run_executors())
     page = Paginator(sel.native_runs_for_triage(**form.values()), RUNS_PAGE_SIZE).get_page(request.GET.get("page"))
     page.object_list = sel.attach_claimed_attempts(list(page.object_list), attempts_window=DETAIL_ATTEMPTS)
@@ -504,7 +511,7 @@ def native_runs(request: HttpRequest) -> HttpResponse:
 
 @require_GET
 @role_required(ADMIN)
-def deliveries(request: HttpRequest) -> HttpResponse:
+def deliveries(request: HtmxHttpRequest) -> HttpResponse:
     """Alert webhook deliveries and their status (the admin role's, like
     the subscriptions: a receiver URL may carry a token)."""
     form = DeliveryFilterForm(request.GET)

@@ -128,6 +128,8 @@ def decide_binding(
             return Binding(REJECTED, "created_in_future", facts)
         if run.created_at < current.requested_at:
             return Binding(REJECTED, "predates_current_attempt", facts)
+    # Without a current attempt every path above has returned.
+    assert current is not None
     if current.bound_native_run_id and current.bound_native_run_id != run.native_run_id:
         facts["bound_native_run_id"] = current.bound_native_run_id
         return Binding(REJECTED, "attempt_already_bound", facts)

@@ -37,7 +37,7 @@ def decide_schedulable(
     problems: list[str] = []
     if task_ledger_status is None:
         problems.append("no task.created event in the ledger")
-    elif task_ledger_status != task_status and task_ledger_status != restores_task_to:
+    elif task_ledger_status not in {task_status, restores_task_to}:
         problems.append(f"status is {task_status} but the ledger says {task_ledger_status}")
     if attempt_number is not None:
         if attempt_ledger_status is None:

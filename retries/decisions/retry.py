@@ -31,7 +31,7 @@ def phase_failure_kind(phases: list[str] | tuple[str, ...], phase: str) -> str:
 
 def attempt_completes(phases: list[str] | tuple[str, ...], resume: str | None, passed: set[str]) -> bool:
     """An attempt succeeds when every phase from where it resumed has passed."""
-    start = list(phases).index(resume) if resume in phases else 0
+    start = list(phases).index(resume) if resume is not None and resume in phases else 0
     return all(p in passed for p in list(phases)[start:])
 
 

@@ -13,8 +13,9 @@ TS = PlanningTask.Status
 AS = Attempt.Status
 RS = NativeRun.Status
 
-# Attempt status -> the task status it projects to.
-TASK_STATUS_FOR_ATTEMPT = {
+# Attempt status -> the task status it projects to. Keyed by plain str, as
+# the model fields hold str: the enum members hash and compare as their value.
+TASK_STATUS_FOR_ATTEMPT: dict[str, PlanningTask.Status] = {
     AS.PENDING: TS.LAUNCH_REQUESTED,
     AS.LAUNCHING: TS.LAUNCH_REQUESTED,
     AS.RUNNING: TS.RUNNING,
@@ -23,7 +24,7 @@ TASK_STATUS_FOR_ATTEMPT = {
     AS.CANCELLED: TS.CANCELLED,
 }
 # Native run status -> the attempt status it moves a bound attempt to.
-ATTEMPT_STATUS_FOR_RUN = {
+ATTEMPT_STATUS_FOR_RUN: dict[str, Attempt.Status] = {
     RS.QUEUED: AS.LAUNCHING,
     RS.RUNNING: AS.RUNNING,
     RS.SUCCEEDED: AS.SUCCEEDED,

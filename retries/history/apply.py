@@ -20,7 +20,7 @@ from .checks import check_against_database, check_native_ids
 from .parse import Entry, HistoryImportError, in_file_order, retry_history_parse
 
 # A draft task whose newest imported attempt ended takes the matching status.
-TASK_STATUS_FOR_ENDED = {
+TASK_STATUS_FOR_ENDED: dict[str, PlanningTask.Status] = {
     Attempt.Status.FAILED: PlanningTask.Status.FAILED,
     Attempt.Status.SUCCEEDED: PlanningTask.Status.SUCCEEDED,
     Attempt.Status.CANCELLED: PlanningTask.Status.CANCELLED,
@@ -110,7 +110,7 @@ def _draft_status_changes(
             newest[attempt.task.slug] = max(newest.get(attempt.task.slug, (0, "")), (attempt.number, attempt.status))
     for entry in new:
         newest[entry.task_slug] = max(newest.get(entry.task_slug, (0, "")), (entry.number, entry.status))
-    changes = {}
+    changes: dict[str, tuple[str, str]] = {}
     for slug in sorted({e.task_slug for e in new}):
         task = tasks[slug]
         target = TASK_STATUS_FOR_ENDED.get(newest[slug][1])

@@ -157,8 +157,9 @@ def check_native_ids(new: list[Entry], problems: list[Problem]) -> None:
     run_ids = {e.native_run_id for e in new if e.native_run_id}
     if not task_ids and not run_ids:
         return
-    live_task: dict[str, Attempt] = {}
-    live_run: dict[str, Attempt] = {}
+    # Keyed by the attempts' ids, None for an attempt matched by its other id.
+    live_task: dict[str | None, Attempt] = {}
+    live_run: dict[str | None, Attempt] = {}
     for attempt in Attempt.objects.select_related("task").filter(
         Q(native_task_id__in=task_ids) | Q(native_run_id__in=run_ids), superseded_at__isnull=True
     ):
@@ -171,7 +172,7 @@ def check_native_ids(new: list[Entry], problems: list[Problem]) -> None:
         .order_by("id")
     )
     for run in runs:
-        if run.binding == NativeRun.Binding.BOUND and run.attempt.superseded_at is None:
+        if run.binding == NativeRun.Binding.BOUND and run.attempt is not None and run.attempt.superseded_at is None:
             live_task.setdefault(run.native_task_id, run.attempt)
             live_run.setdefault(run.native_run_id, run.attempt)
     for entry in new:

@@ -166,7 +166,8 @@ def _parse_entry(raw: Any, index: int, problems: list[Problem]) -> Entry | None:
         if raw["supersededByAttemptId"] is None
         else _uuid(raw["supersededByAttemptId"], index, "supersededByAttemptId", problems)
     )
-    if len(problems) > before:
+    # Each of the values is None only after a problem was added for it.
+    if len(problems) > before or slug is None or requested_at is None:
         return None
     if superseded_at is not None and superseded_at < requested_at:
         problems.append(Problem(index, "supersededAt", "Is before requestedAt."))

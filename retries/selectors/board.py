@@ -129,6 +129,8 @@ def board_counts(filters: BoardFilters) -> dict[str, int]:
     the flagged ids. ``flagged`` keeps those per status so the board's
     paginator can know its total without a ``COUNT(*)`` of its own."""
     qs = _filtered(PlanningTask.objects.all(), filters, with_status=False).order_by()
+    # (status, kind, n) rows, from the projection or from the tasks.
+    per_status: QuerySet[Any, tuple[Any, ...]]
     if _unfiltered(filters):
         per_status = (
             TaskStatusCount.objects.order_by()
@@ -181,8 +183,8 @@ def board_version() -> int:
 def decorate_board_rows(tasks: list[PlanningTask]) -> list[PlanningTask]:
     """Attach the current attempt and the assignee the row shows. No query."""
     for task in tasks:
-        task.current = task_current_attempt(task)
-        frozen = task.current.requested_assignee if task.current else None
+        task.current = current = task_current_attempt(task)
+        frozen = current.requested_assignee if current else None
         task.shown_assignee = frozen or task.assignee
         task.assignee_drift = frozen is not None and task.assignee_id is not None and frozen.id != task.assignee_id
     return tasks

@@ -43,5 +43,5 @@ def attach_claimed_attempts(runs: list[NativeRun], *, attempts_window: int | Non
         else {}
     )
     for run in runs:
-        run.claimed = claimed.get(run.claimed_attempt_id)
+        run.claimed = claimed.get(run.claimed_attempt_id) if run.claimed_attempt_id else None
     return runs

@@ -26,7 +26,7 @@ def plan_failed_tasks(plan_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, list[dic
     )
     for task in tasks:
         diagnostics = task_diagnostics(task)
-        if diagnostics:
+        if diagnostics and task.plan_id is not None:
             result[task.plan_id].append(diagnostics)
     return result
 

@@ -111,7 +111,7 @@ def task_detail(slug: str, *, attempts_limit: int | None = None) -> TaskDetail |
         .annotate(successor_number=F("superseded_by__number"))
         .order_by("-number")
     )
-    attempts = list(timeline if attempts_limit is None else timeline[:attempts_limit])
+    attempts: list[Attempt] = list(timeline if attempts_limit is None else timeline[:attempts_limit])
     outcomes: dict[uuid.UUID, dict[str, tuple[str, str]]] = {a.id: {} for a in attempts}
     if attempts:
         for attempt_id, phase, outcome, message in (

@@ -47,6 +47,7 @@ from .base import (
     task_id_of_attempt,
 )
 from .facts import facts_for_new_attempt, passed_phases_of_chains
+from .reports import apply_run_status
 
 
 def task_retry_or_block(*, task_id: int, actor: str = "system") -> Attempt | None:
@@ -187,8 +188,6 @@ def attempt_fail_if_stalled(*, attempt_id: uuid.UUID, now: dt.datetime | None = 
 def task_sync_with_attempt(*, task_id: int, actor: str = "system") -> bool:
     """Safety net (seed 002): bring a task whose status lags its current
     attempt, or whose attempt lags its terminal bound run, back in line."""
-    from .reports import apply_run_status
-
     with transaction.atomic():
         task = lock_task(task_id=task_id)
         now = timezone.now()

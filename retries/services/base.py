@@ -52,7 +52,13 @@ def lock_task(*, slug: str | None = None, task_id: int | None = None) -> Plannin
     # Services read the clock only after this lock is granted, so the times
     # in the ledger follow the order in which the locks serialized them.
     qs = PlanningTask.objects.select_for_update(of=("self",)).select_related(*_TASK_RELATIONS)
-    task = unique_or_none(qs.filter(slug=slug) if slug is not None else qs.filter(id=task_id))
+    if slug is not None:
+        qs = qs.filter(slug=slug)
+    elif task_id is not None:
+        qs = qs.filter(id=task_id)
+    else:
+        raise TypeError("lock_task needs a slug or a task_id")
+    task = unique_or_none(qs)
     if task is None:
         raise not_found("task", slug if slug is not None else str(task_id))
     return task

@@ -25,10 +25,10 @@ def task_facts(task: PlanningTask) -> TaskFacts:
         attempt_count=task.attempt_count,
         max_attempts=task.max_attempts,
         phases=tuple(task.procedure.phases),
-        assignee=task.assignee.name if task.assignee_id else None,
+        assignee=task.assignee.name if task.assignee is not None else None,
         project_owner=task.project.owner.name,
         inconsistency=(task.inconsistency or "unknown disagreement") if task.inconsistent_since is not None else None,
-        plan_paused=task.plan_id is not None and task.plan.paused_at is not None,
+        plan_paused=task.plan is not None and task.plan.paused_at is not None,
     )
 
 
@@ -40,7 +40,7 @@ def attempt_facts(attempt: Attempt, native_ids: tuple[tuple[str, str], ...] = ()
         status=attempt.status,
         requested_at=attempt.requested_at,
         requested_by=attempt.requested_by,
-        requested_assignee=attempt.requested_assignee.name if attempt.requested_assignee_id else None,
+        requested_assignee=attempt.requested_assignee.name if attempt.requested_assignee is not None else None,
         imported=attempt.imported,
         superseded_at=attempt.superseded_at,
         resume_phase=attempt.resume_phase,
@@ -93,8 +93,8 @@ def agents_by_name(tasks: list[PlanningTask], attempts: list[Attempt]) -> dict[s
             if agent is not None:
                 found[agent.name] = agent
     for attempt in attempts:
-        if attempt.requested_assignee_id is not None:
-            found[attempt.requested_assignee.name] = attempt.requested_assignee
+        if (agent := attempt.requested_assignee) is not None:
+            found[agent.name] = agent
     return found
 
 

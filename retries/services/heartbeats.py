@@ -29,6 +29,8 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
+from missioncontrol.db import column_name
+
 from ..models import Attempt, NativeRun
 from .reports import RunReport
 
@@ -79,8 +81,8 @@ def _statement() -> tuple[str, list]:
     sql = _SQL.format(
         runs=quote(NativeRun._meta.db_table),
         attempts=quote(Attempt._meta.db_table),
-        columns=", ".join(f"r.{quote(f.column)}" for f in fields),
-        selected=", ".join(f"t.{quote(f.column)}" for f in fields),
+        columns=", ".join(f"r.{quote(column_name(f))}" for f in fields),
+        selected=", ".join(f"t.{quote(column_name(f))}" for f in fields),
     )
     return sql, fields
 

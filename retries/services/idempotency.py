@@ -53,7 +53,7 @@ def lookup(
     lead = records[min(records)]
     return [
         AttemptResult(
-            attempt=records[by_slug[s]].attempt,
+            attempt=_recorded_attempt(records[by_slug[s]]),
             created=False,
             replayed=True,
             idempotency=records[by_slug[s]],
@@ -62,6 +62,13 @@ def lookup(
         )
         for s in slugs
     ]
+
+
+def _recorded_attempt(key: IdempotencyKey) -> Attempt:
+    # record() names each key's attempt, and attempts are never deleted, so
+    # the column's ON DELETE SET NULL never leaves a key without one.
+    assert key.attempt is not None
+    return key.attempt
 
 
 def record(

@@ -60,6 +60,7 @@ def attempt_record_phase(
         attempt.last_heartbeat_at = now
         fields = ["last_heartbeat_at", *attempt_status_set(attempt, AS.RUNNING, actor=actor, now=now)]
         if decision.ends_as == AS.FAILED:
+            assert decision.failure_kind is not None  # decide_phase_outcome names the kind of every failure
             fields += attempt_status_set(attempt, AS.FAILED, actor=actor, now=now, data={"kind": decision.failure_kind})
             fields += set_failure(attempt, kind=decision.failure_kind, phase=phase, message=message)
         elif decision.ends_as == AS.SUCCEEDED:

@@ -24,6 +24,7 @@ from ..decisions import (
     decide_rerun,
     frozen_assignee,
 )
+from ..models import Attempt
 from .base import ledger_statuses
 from .facts import all_attempts_with_ids, attempt_facts, facts_for_new_attempt, linked_native_ids, task_facts
 
@@ -53,9 +54,10 @@ class ActionPreview:
         return self.outcome if isinstance(self.outcome, NextAttempt) else None
 
     def summary(self) -> str:
-        if self.refusal is not None:
-            return f"refused ({self.refusal.code}): {self.refusal.detail}"
-        text = self.attempt.summary()
+        outcome = self.outcome
+        if isinstance(outcome, Refusal):
+            return f"refused ({outcome.code}): {outcome.detail}"
+        text = outcome.summary()
         if self.restores_status:
             text = f"put status {self.restores_status[0]} back to the ledger's {self.restores_status[1]}; " + text
         return text
@@ -68,11 +70,11 @@ class ActionPreview:
             "allowed": self.allowed,
             "summary": self.summary(),
         }
-        if self.refusal is not None:
-            body["refusal"] = {"code": self.refusal.code, "detail": self.refusal.detail}
+        plan = self.outcome
+        if isinstance(plan, Refusal):
+            body["refusal"] = {"code": plan.code, "detail": plan.detail}
             body["attempt"] = None
             return body
-        plan = self.attempt
         body["refusal"] = None
         body["attempt"] = {
             "number": plan.number,
@@ -154,8 +156,6 @@ def _keep(task: TaskFacts, attempts: list[AttemptFacts]) -> FrozenAssignee:
 
 
 def _current_attempts(tasks: list[PlanningTask]):
-    from ..models import Attempt
-
     return Attempt.objects.select_related("requested_assignee").filter(
         task_id__in=[t.id for t in tasks], superseded_at__isnull=True
     )
@@ -178,8 +178,9 @@ def task_repair_previews(*, slugs: list[str], reason: str = "", assignee: Agent 
             continue
         facts: TaskFacts = task_facts(task)
         truth = ledger.get(task.id)
-        restores = (task.status, truth) if truth is not None and truth != task.status else None
-        if restores:
+        restores = None
+        if truth is not None and truth != task.status:
+            restores = (task.status, truth)
             facts = replace(facts, status=truth)
         rows: list[AttemptFacts] = [attempt_facts(a, native.get(a.id, ())) for a in attempts.get(task.id, [])]
         outcome = decide_repair(

@@ -143,7 +143,7 @@ def _bind(
         now=now,
         clock_skew=clock_skew(),
     )
-    if decision.retire_claimed and task is not None:
+    if decision.retire_claimed and task is not None and run.claimed_attempt_id is not None:
         # The run's own claim tied its ids to a superseded attempt: retire
         # them, so no later report carrying them binds (rule 2).
         claimed = known.claimed[run.claimed_attempt_id]
@@ -170,6 +170,8 @@ def _bind(
         "explanation": decision.explanation,
     }
     if decision.state == B.BOUND:
+        # The decision binds only to the task's current attempt.
+        assert task is not None and current is not None
         run.attempt = current
         run_fields.append("attempt")
         current.native_task_id = run.native_task_id
@@ -307,7 +309,7 @@ def _apply_report(
         attempt_fields.append("last_heartbeat_at")
         attempt_fields += apply_run_status(current, run, actor=actor, now=now)
     task_fields: list[str] = []
-    if attempt_fields and current is not None:
+    if attempt_fields and current is not None and task is not None:
         task_fields = project_task(task, current, attempt_fields, actor=actor)
     return run_fields, attempt_fields, task_fields
 
@@ -401,13 +403,14 @@ def _report_batch_locked(reports: list[RunReport], *, actor: str) -> list[tuple[
     with ledger_batch():
         for report in reports:
             task_id = ids.get(report.task) if report.task else None
-            task = tasks.get(task_id) if task_id is not None else None
-            current = currents.get(task_id) if task is not None else None
+            task = tasks[task_id] if task_id is not None else None
+            current = currents.get(task.id) if task is not None else None
             key = (report.executor, report.native_run_id)
-            run = runs.get(key)
-            created = run is None
+            found = runs.get(key)
+            created = found is None
+            run = found if found is not None else _new_run(report, task, now, actor)
             if created:
-                run = runs[key] = new_runs[key] = _new_run(report, task, now, actor)
+                runs[key] = new_runs[key] = run
             changed_run, changed_attempt, changed_task = _apply_report(
                 task, current, run, created, report, actor=actor, now=now, known=known
             )
@@ -415,7 +418,7 @@ def _report_batch_locked(reports: list[RunReport], *, actor: str) -> list[tuple[
                 run_fields[key] += changed_run
             if changed_attempt and current is not None:
                 attempt_fields[current.id] += changed_attempt
-                if changed_task:
+                if changed_task and task is not None:
                     task_fields[task.id] += changed_task
                     refresh_plan(task, actor)
             results.append((copy.copy(run), created, key))
@@ -477,10 +480,11 @@ def native_run_try_bind(*, run_id: int, actor: str = "system") -> str:
         run_fields, attempt_fields = _bind(task, current, run, actor=actor, now=now, known=known)
         retire_native_ids(known.retire_rows)
         if run.binding == B.BOUND:
+            assert task is not None and current is not None  # bound to the task's current attempt
             attempt_fields += apply_run_status(current, run, actor=actor, now=now)
         if run_fields:
             run.save(update_fields=run_fields)
-        if attempt_fields:
+        if attempt_fields and task is not None and current is not None:
             current.save(update_fields=list(dict.fromkeys(attempt_fields)))
             save_task(task, project_task(task, current, attempt_fields, actor=actor), actor)
         return run.binding

@@ -16,7 +16,7 @@ from planning.models import Event, PlanningTask
 from planning.services import agent_get, task_status_set
 
 from .. import dispatch
-from ..decisions import AttemptFacts, Refusal, decide_cancel, decide_launch, decide_repair, decide_rerun
+from ..decisions import AttemptFacts, NextAttempt, Refusal, decide_cancel, decide_launch, decide_repair, decide_rerun
 from ..models import Attempt
 from . import idempotency
 from .attempts import NewAttempt, start_attempts
@@ -70,6 +70,7 @@ def task_launch(*, slug: str, actor: str, idempotency_key: str | None = None) ->
             raise refusal_error(decision)
         if isinstance(decision, AttemptFacts):
             # Launching again what is already launched is a no-op.
+            assert current is not None  # the facts are the current attempt's
             return AttemptResult(attempt=current, created=False)
         with ledger_batch():
             (attempt,) = start_attempts([NewAttempt(task, current, decision)], agents=agents, actor=actor, now=now)
@@ -210,15 +211,18 @@ def _rerun(
                 f"{len(refusals)} of {len(slugs)} tasks cannot be rerun now; none was.",
                 errors={slug: [f"{r.code}: {r.detail}"] for slug, r in sorted(refusals.items())},
             )
-        items = [
-            NewAttempt(
-                t,
-                currents.get(t.id),
-                decisions[t.id],
-                event_data={"override_budget": decisions[t.id].over_budget, "supersede_active": bool(supersede_active)},
+        items = []
+        for t in tasks:
+            decision = decisions[t.id]
+            assert isinstance(decision, NextAttempt)  # the refusals were raised above
+            items.append(
+                NewAttempt(
+                    t,
+                    currents.get(t.id),
+                    decision,
+                    event_data={"override_budget": decision.over_budget, "supersede_active": bool(supersede_active)},
+                )
             )
-            for t in tasks
-        ]
         with ledger_batch():
             created = start_attempts(items, agents=agents, actor=actor, now=now)
         attempts = {item.task.id: attempt for item, attempt in zip(items, created, strict=True)}
@@ -342,6 +346,7 @@ def task_cancel(*, slug: str, actor: str, reason: str) -> PlanningTask:
         if decision.noop:
             return task
         if decision.cancels is not None:
+            assert current is not None  # what it cancels is the current attempt
             fields = attempt_status_set(current, AS.CANCELLED, actor=actor, now=now, data={"reason": reason})
             fields += set_failure(current, kind="cancelled", phase=None, message=reason)
             current.save(update_fields=fields)

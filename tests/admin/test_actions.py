@@ -190,9 +190,7 @@ def test_a_rerun_refused_for_one_task_reruns_none_and_says_why_beside_each(clien
     assert page.status_code == 200 and not page.redirect_chain
     content = page.content.decode()
     assert "2 of 3 tasks cannot be rerun now; none was." in content
-    rows = {
-        slug: row for slug, row in re.findall(r"<tr[^>]*><td><a [^>]+>([^<]+)</a></td>(.*?)</tr>", content, re.DOTALL)
-    }
+    rows = dict(re.findall(r"<tr[^>]*><td><a [^>]+>([^<]+)</a></td>(.*?)</tr>", content, re.DOTALL))
     assert "use_repair" in rows[succeeded.slug] and "not_launched" in rows[draft.slug]
     assert "errorlist" not in rows[failed.slug]
     assert 'name="apply"' in content  # the page stays, to change the selection or an option

@@ -91,6 +91,6 @@ def test_connects_to_the_checked_address_and_verifies_the_urls_host(tls_receiver
 def test_a_certificate_for_another_host_is_refused(tls_receiver, trusting):
     port, cert, seen = tls_receiver
     trusting(cert)
-    with pytest.raises(requests.exceptions.SSLError, match="doesn't match|hostname"):
+    with pytest.raises(requests.exceptions.SSLError, match=r"doesn't match|hostname"):
         _post(f"https://other.example.test:{port}/hook", "127.0.0.1", b"{}", {})
     assert seen["host"] == []

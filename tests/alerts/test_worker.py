@@ -37,7 +37,7 @@ def test_a_committed_block_is_delivered_and_a_rolled_back_one_is_not(observe_wor
         raise RuntimeError("rolled back")
     retry_services.task_retry_or_block(task_id=kept.id)
 
-    [got] = wait_for(lambda: receiver.requests(), timeout=30, what="the delivery")
+    [got] = wait_for(receiver.requests, timeout=30, what="the delivery")
     assert got["verified"] and got["body"]["task"] == "kept-task" and got["body"]["event"] == "task.blocked"
     delivery = wait_for(lambda: WebhookDelivery.objects.filter(state="delivered").first(), what="delivered")
     assert str(delivery.id) == got["headers"]["X-MC-Delivery"] == got["body"]["id"]

@@ -23,8 +23,6 @@ PATHS = {
     "/api/v1/tasks/{slug}/launch/": {"post"},
     "/api/v1/tasks/{slug}/rerun/": {"post"},
     "/api/v1/tasks/{slug}/repair/": {"post"},
-    "/api/v1/tasks/{slug}/rerun/preview/": {"post"},
-    "/api/v1/tasks/{slug}/repair/preview/": {"post"},
     "/api/v1/tasks/{slug}/cancel/": {"post"},
     "/api/v1/tasks/{slug}/attempts/": {"get"},
     "/api/v1/tasks/{slug}/events/": {"get"},

@@ -39,7 +39,9 @@ def _env() -> dict[str, str]:
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=840)
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=_env(), capture_output=True, text=True, check=False, timeout=840
+    )
 
 
 def _databases_left(prefix: str) -> list[str]:

@@ -26,7 +26,8 @@ def leftovers(folder: Path) -> list[str]:
 
 
 def test_export_writes_tasks_their_current_attempts_and_statuses(tmp_path):
-    failed, draft = TaskFactory(slug="a-failed"), TaskFactory(slug="b-draft")
+    failed = TaskFactory(slug="a-failed")
+    TaskFactory(slug="b-draft")
     attempt = fail_current(failed, native_run_id="nr-1")
     target = tmp_path / "snapshot.json"
 

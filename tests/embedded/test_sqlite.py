@@ -30,6 +30,7 @@ def test_set_based_services_run_on_the_embedded_default(tmp_path):
         env=env,
         capture_output=True,
         text=True,
+        check=False,
         timeout=120,
     )
     assert result.returncode == 0, result.stderr[-4000:]

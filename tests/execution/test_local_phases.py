@@ -52,6 +52,7 @@ def test_fault_injection_is_on_in_development_and_off_in_production(env, expecte
         [sys.executable, "-c", script],
         capture_output=True,
         text=True,
+        check=False,
         timeout=60,
         cwd=ROOT,
         env={**clean, "DJANGO_SETTINGS_MODULE": "missioncontrol.settings", "SECRET_KEY": "x" * 50, **env},

@@ -150,9 +150,9 @@ def test_pass_cost_does_not_grow_with_settled_history():
 
 QUERIES = {
     "unbound_runs": (lambda now: reconcile.unbound_runs(), "native_run_unbound"),
-    "stale_attempts": (lambda now: reconcile.stale_attempts(now), "attempt_current_status"),
+    "stale_attempts": (reconcile.stale_attempts, "attempt_current_status"),
     "active_attempts": (lambda now: reconcile.active_attempts(), "attempt_current_status"),
-    "stuck_pending_attempts": (lambda now: reconcile.stuck_pending_attempts(now), "attempt_current_status"),
+    "stuck_pending_attempts": (reconcile.stuck_pending_attempts, "attempt_current_status"),
     "failed_tasks": (lambda now: reconcile.failed_tasks(), "task_status_updated"),
     "tasks_lagging": (lambda now: reconcile.tasks_lagging(), "task_status_updated"),
 }

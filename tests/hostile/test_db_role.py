@@ -8,6 +8,7 @@ connection), so the role, its grants and the rows vanish with the rollback."""
 
 from __future__ import annotations
 
+import io
 import uuid
 from contextlib import contextmanager
 
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def app_role(db):
     role = f"mc_app_{uuid.uuid4().hex[:12]}"
-    call_command("db_app_role", role, stdout=open("/dev/null", "w"))
+    call_command("db_app_role", role, stdout=io.StringIO())
     return role
 
 
@@ -114,8 +115,8 @@ def test_the_application_runs_as_the_role(app_role):
         )
         assert batch.status_code == 200, batch.content
         assert operator.get("/api/v1/tasks/role-task/").json()["status"] == "succeeded"
-        call_command("reconcile", stdout=open("/dev/null", "w"))
-        call_command("verify_integrity", "--no-mark", stdout=open("/dev/null", "w"))
+        call_command("reconcile", stdout=io.StringIO())
+        call_command("verify_integrity", "--no-mark", stdout=io.StringIO())
     task = PlanningTask.objects.get(slug="role-task")
     assert task.status == "succeeded"
     assert Attempt.objects.filter(task=task).count() == 1 and NativeRun.objects.filter(native_run_id="nr-r").exists()
@@ -183,7 +184,7 @@ def test_the_password_comes_from_the_environment(db, monkeypatch):
     with pytest.raises(CommandError):
         call_command("db_app_role", role, "--password-from-env", "MC_NO_SUCH_VAR")
     monkeypatch.setenv("MC_TEST_APP_PASSWORD", "s3cret-'quoted")
-    call_command("db_app_role", role, "--password-from-env", "MC_TEST_APP_PASSWORD", stdout=open("/dev/null", "w"))
+    call_command("db_app_role", role, "--password-from-env", "MC_TEST_APP_PASSWORD", stdout=io.StringIO())
     with connection.cursor() as cursor:
         cursor.execute("SELECT rolpassword IS NOT NULL FROM pg_authid WHERE rolname = %s", [role])
         assert cursor.fetchone()[0] is True

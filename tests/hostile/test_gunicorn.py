@@ -56,7 +56,7 @@ class Server:
             MISSIONCONTROL_VAR_DIR=str(tmp),
             LOG_LEVEL="WARNING",
         )
-        self.log = open(tmp / f"gunicorn-{self.port}.log", "wb")
+        self.log = open(tmp / f"gunicorn-{self.port}.log", "wb")  # noqa: SIM115 - closed in stop(), after the server
         self.process = subprocess.Popen(
             [
                 str(GUNICORN),

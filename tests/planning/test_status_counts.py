@@ -95,7 +95,7 @@ def test_batch_reports_and_batched_retries_keep_the_counts():
                 status=status,
                 attempt_id=a.id,
             )
-            for i, (t, a) in enumerate(zip(tasks, attempts))
+            for i, (t, a) in enumerate(zip(tasks, attempts, strict=True))
             for status in ("running", "failed" if i % 2 else "succeeded")
         ],
         actor="executor",

@@ -1,6 +1,8 @@
 """The two promises probing a production-configured server broke, as
 regression tests on PostgreSQL (issue: one rule, one decision)."""
 
+import io
+
 import pytest
 from django.core.management import call_command
 from django.db import connection
@@ -93,7 +95,7 @@ def test_hand_edited_rows_are_never_retried_by_reconcile_and_repair_brings_them_
     assert reconcile_pass().retried == 0
     assert any(p.task_id == task.id for p in integrity_problems())
 
-    call_command("repair_tasks", task.slug, "--reason", "rows were hand-edited", stdout=open("/dev/null", "w"))
+    call_command("repair_tasks", task.slug, "--reason", "rows were hand-edited", stdout=io.StringIO())
 
     task.refresh_from_db()
     repaired = current(task)

@@ -38,7 +38,7 @@ def a_project_in_trouble():
 
 
 def test_the_form_lists_exactly_the_failed_and_blocked_tasks_shown(operator_client):
-    project, troubled, others, elsewhere = a_project_in_trouble()
+    project, troubled, _others, _elsewhere = a_project_in_trouble()
 
     html = operator_client.get(reverse("board"), {"project": project.slug}).content.decode()
 
@@ -75,7 +75,7 @@ def test_operator_reruns_them_together_and_comes_back_to_the_same_page(operator_
 
 
 def test_one_refusal_reruns_none_and_says_which_task_and_why(operator_client):
-    project, troubled, others, elsewhere = a_project_in_trouble()
+    project, troubled, _others, _elsewhere = a_project_in_trouble()
     form = rerun_form(operator_client.get(reverse("board"), {"project": project.slug}).content.decode())
     before = [snapshot(t) for t in troubled]
 
@@ -89,7 +89,7 @@ def test_one_refusal_reruns_none_and_says_which_task_and_why(operator_client):
 
 
 def test_bad_input_changes_nothing_and_next_cannot_leave_the_site(operator_client):
-    project, troubled, others, elsewhere = a_project_in_trouble()
+    _project, troubled, others, _elsewhere = a_project_in_trouble()
     before = [snapshot(t) for t in (*troubled, *others)]
     url = reverse("board_rerun")
     for body, message in (
@@ -109,7 +109,7 @@ def test_bad_input_changes_nothing_and_next_cannot_leave_the_site(operator_clien
 
 @pytest.mark.parametrize("who", ["viewer_client", "executor_client", "outsider_client"])
 def test_only_operators_see_or_use_it(request, who):
-    project, troubled, others, elsewhere = a_project_in_trouble()
+    project, troubled, _others, _elsewhere = a_project_in_trouble()
     client = request.getfixturevalue(who)
     page = client.get(reverse("board"), {"project": project.slug})
     assert 'id="board-rerun"' not in page.content.decode()

@@ -95,7 +95,7 @@ def run_rows(html: str) -> dict[str, str]:
 
 
 def test_native_runs_lists_unbound_and_rejected_with_reasons(viewer_client):
-    task, old = make_runs()
+    _task, old = make_runs()
 
     html = viewer_client.get(reverse("native_runs")).content.decode()
 

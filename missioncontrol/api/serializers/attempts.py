@@ -6,6 +6,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from missioncontrol.api.fields import StrictCharField
+from planning.models import Agent
 from retries.models import Attempt, PhaseOutcome
 
 
@@ -24,7 +25,9 @@ class PhaseSerializer(serializers.ModelSerializer):
 
 class AttemptSerializer(serializers.ModelSerializer):
     task = serializers.CharField(source="task.slug", read_only=True)
-    requested_assignee = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    requested_assignee: serializers.SlugRelatedField[Agent] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True, allow_null=True
+    )
     phases = PhaseSerializer(source="phase_outcomes", many=True, read_only=True)
     superseded_by = serializers.UUIDField(source="superseded_by_id", read_only=True, allow_null=True)
     failure = serializers.SerializerMethodField()

@@ -19,7 +19,7 @@ class AgentSerializer(serializers.ModelSerializer):
 
 
 class ProjectSerializer(serializers.ModelSerializer):
-    owner = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    owner: serializers.SlugRelatedField[Agent] = serializers.SlugRelatedField(slug_field="name", read_only=True)
 
     class Meta:
         model = Project

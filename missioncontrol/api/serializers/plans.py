@@ -6,7 +6,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from missioncontrol.api.fields import StrictCharField
-from planning.models import Plan
+from planning.models import Plan, Project
 
 
 class DiagnosticsSerializer(serializers.Serializer):
@@ -23,7 +23,7 @@ class PlanSerializer(serializers.ModelSerializer):
     """Needs ``counts`` and ``failed_tasks`` attached by
     ``retries.selectors.plan_list_with_projection``."""
 
-    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    project: serializers.SlugRelatedField[Project] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     counts = serializers.DictField(child=serializers.IntegerField(), read_only=True)
     failed_tasks = DiagnosticsSerializer(many=True, read_only=True)
 

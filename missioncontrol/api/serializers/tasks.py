@@ -8,7 +8,7 @@ from rest_framework import serializers
 
 from missioncontrol.api.fields import StrictBooleanField, StrictCharField, StrictIntegerField, StrictUUIDField
 from missioncontrol.api.validators import json_object, not_blank, slug
-from planning.models import Event, PlanningTask
+from planning.models import Agent, Event, PlanningTask, Procedure, Project
 from retries.selectors import task_current_attempt, task_diagnostics
 from retries.services import MAX_BULK_RERUN
 
@@ -21,11 +21,13 @@ from .plans import DiagnosticsSerializer
 class TaskSerializer(serializers.ModelSerializer):
     """Expects the task from ``retries.selectors.task_queryset``."""
 
-    project = serializers.SlugRelatedField(slug_field="slug", read_only=True)
-    procedure = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    project: serializers.SlugRelatedField[Project] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
+    procedure: serializers.SlugRelatedField[Procedure] = serializers.SlugRelatedField(slug_field="slug", read_only=True)
     plan = serializers.UUIDField(source="plan_id", read_only=True, allow_null=True)
     params = serializers.DictField(read_only=True)
-    assignee = serializers.SlugRelatedField(slug_field="name", read_only=True, allow_null=True)
+    assignee: serializers.SlugRelatedField[Agent] = serializers.SlugRelatedField(
+        slug_field="name", read_only=True, allow_null=True
+    )
     current_attempt = serializers.SerializerMethodField()
     diagnostics = serializers.SerializerMethodField()
 
@@ -61,8 +63,12 @@ class TaskSerializer(serializers.ModelSerializer):
 
 
 class EventSerializer(serializers.ModelSerializer):
-    task = serializers.SlugRelatedField(slug_field="slug", read_only=True, allow_null=True)
-    data = serializers.DictField(read_only=True)
+    task: serializers.SlugRelatedField[PlanningTask] = serializers.SlugRelatedField(
+        slug_field="slug", read_only=True, allow_null=True
+    )
+    # DRF's metaclass takes declared fields off the class, so this field does
+    # not shadow Serializer.data as the stubs assume.
+    data = serializers.DictField(read_only=True)  # type: ignore[assignment]
 
     class Meta:
         model = Event

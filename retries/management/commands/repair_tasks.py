@@ -33,13 +33,14 @@ class Command(BaseCommand):
             try:
                 agent = agent_get(name=assignee, active_only=True)
             except ServiceError as exc:
-                raise CommandError(" ".join(exc.errors["assignee"])) from exc
+                raise CommandError(" ".join((exc.errors or {}).get("assignee", [exc.detail]))) from exc
         slugs = list(dict.fromkeys(slugs))
         # The repair's own decision, read without writing: what --dry-run
         # prints is what the repair does.
         previews = task_repair_previews(slugs=slugs, reason=reason, assignee=agent)
         refused = [p for p in previews if not p.allowed]
         for preview in refused:
+            assert preview.refusal is not None  # not allowed means refused
             self.stderr.write(f"{preview.slug}: refused: {preview.refusal.detail}")
         if refused and not keep_going:
             raise CommandError(
