@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.db import connection
+from kombu import pools
 
 from missioncontrol.celery import app as celery_app
 from retries.integrity import integrity_problems
@@ -227,11 +228,16 @@ def purge(queue: str, *, forget: bool = False) -> None:
 
 def _use_broker(url: str) -> None:
     """Point this process's Celery app at ``url``: publishing, inspecting
-    and purging go there from now on. The connections of the previous broker
-    are closed (the pools stay usable, should it come back)."""
-    for pool in (celery_app._pool, celery_app.amqp._producer_pool):
-        if pool is not None:
-            pool.force_close_all(close_pool=False)
+    and purging go there from now on.
+
+    The broker connections pooled so far are closed, and their pools
+    forgotten: Celery takes its connection and producer pools from kombu's
+    registry (``kombu.pools``), one per broker URL for the whole process. A
+    pool closed but left there has no free slot left, and is handed back
+    as it is when its URL is used again (the Redis of the first worker tests,
+    after the alert tests published there): every publish then waits
+    forever for a connection, and the worker receives nothing."""
+    pools.reset()
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
     # The write and read URLs, because CELERY_BROKER_URL in the environment
