@@ -39,20 +39,16 @@ lint: install
 
 # .ci/services.sh first starts whichever of PostgreSQL, Redis and RabbitMQ is down
 # (and installs Debian's chromium); then the import contracts (pyproject.toml,
-# [tool.importlinter]) and `make lint`; then the whole suite on PostgreSQL, with a
-# real worker on Redis and on RabbitMQ and Chromium where tests need them. The
-# test settings (tests/settings.py) pin the rest, so no DEBUG.
+# [tool.importlinter]) and `make lint`; then the whole suite on PostgreSQL in one
+# pytest run (two processes; the tests that share a real worker or server in one
+# xdist_group), with a real worker on Redis and on RabbitMQ and Chromium where
+# tests need them. The test settings (tests/settings.py) pin the rest, so no DEBUG.
 test: install
 	RABBITMQ_VHOST=$(TEST_RABBITMQ_VHOST) .ci/services.sh
 	$(BIN)/lint-imports
 	$(MAKE) --no-print-directory lint
 	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) TEST_RABBITMQ_URL=$(TEST_RABBITMQ_URL) \
-		$(BIN)/python -m pytest -n 2 --dist loadgroup --ignore=tests/execution $(PYTEST_ARGS)
-	# The real-worker execution tests in a pytest process of their own: run
-	# after the rest in one process, their launches never reached the worker
-	# (a test-isolation bug left open, see the closing note of 2026-11-30).
-	DATABASE_URL=$(TEST_DATABASE_URL) CELERY_BROKER_URL=$(TEST_BROKER_URL) TEST_RABBITMQ_URL=$(TEST_RABBITMQ_URL) \
-		$(BIN)/python -m pytest -n 2 --dist loadgroup tests/execution $(PYTEST_ARGS)
+		$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 # Benchmarks on loopback against PostgreSQL (databases mc_bench_run_*, made and
 # dropped by the run) and Redis db 6; writes the table to docs/performance.md.

@@ -1,7 +1,12 @@
+from collections.abc import Iterator
+
 import pytest
+from django.conf import settings
 from django.db import connection
 
+from missioncontrol.celery import app as celery_app
 from retries.integrity import integrity_problems
+from tests.execution.conftest import BROKERS, _use_broker
 
 # The real Celery worker of the alert and log tests: one fixture definition
 # for both directories, so one worker (and one queue) per test process.
@@ -39,3 +44,22 @@ def _suite_runs_on_postgresql(django_db_setup, django_db_blocker):
                 f"ALTER DATABASE {connection.ops.quote_name(name)} SET missioncontrol.allow_ledger_truncate = 'on'"
             )
             cursor.execute("SET missioncontrol.allow_ledger_truncate = 'on'")
+
+
+@pytest.fixture(scope="session", params=list(BROKERS))
+def broker(request) -> Iterator[str]:
+    """The broker of the real-worker tests (tests/execution, and the alert
+    and log workers of tests/observe_worker.py), each in turn: this
+    process's Celery app publishes there for as long as the tests of that
+    broker run, and the workers started for it consume from it."""
+    url = settings.TEST_BROKERS[request.param]
+    assert url.split("://", 1)[0] in BROKERS[request.param], f"the {request.param} tests were given {url!r}"
+    previous = celery_app.conf.broker_write_url
+    _use_broker(url)
+    try:
+        with celery_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=3)
+    except Exception as exc:
+        pytest.fail(f"{request.param} at {url} does not answer ({exc}); .ci/services.sh starts it", pytrace=False)
+    yield url
+    _use_broker(previous)

@@ -1,7 +1,10 @@
 """A real Celery worker for the alert and log tests, as tests/execution
 has one: its own queue per test process, the test database, the settings
 these tests need (loopback receivers admitted, short backoff, JSON logs).
-tests/conftest.py loads this module as a plugin: one worker for both."""
+Like the execution worker, it runs on each broker in turn (the ``broker``
+fixture of tests/conftest.py): the tests that use it run twice, ids ending
+in ``[redis]`` and ``[rabbitmq]``. tests/conftest.py loads this module as
+a plugin: one worker for both directories."""
 
 from __future__ import annotations
 
@@ -17,12 +20,13 @@ OBSERVE_WORKER_GROUP = "observe-worker"
 
 
 @pytest.fixture(scope="session")
-def observe_celery_worker(django_db_setup, django_db_blocker, worker_id, tmp_path_factory):
+def observe_celery_worker(django_db_setup, django_db_blocker, broker, worker_id, tmp_path_factory):
     queue = f"mc-observe-{worker_id}-{os.getpid()}"
     purge(queue)
     worker = Worker(
         queue=queue,
         db_name=connection.settings_dict["NAME"],
+        broker_url=broker,
         log_path=tmp_path_factory.mktemp("observe-worker") / "worker.log",
         env={
             "WEBHOOKS_ALLOW_PRIVATE": "1",

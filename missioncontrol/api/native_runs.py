@@ -12,7 +12,7 @@ from missioncontrol.api.errors import flatten_errors
 from missioncontrol.api.filters import NativeRunFilter
 from missioncontrol.api.permissions import check_report_as
 from missioncontrol.api.schema import error
-from missioncontrol.api.views import ApiViewSet, validated
+from missioncontrol.api.views import ApiViewSet
 from missioncontrol.errors import ServiceError
 from missioncontrol.roles import EXECUTOR
 from retries import services
@@ -46,14 +46,14 @@ class NativeRunViewSet(mixins.ListModelMixin, ApiViewSet):
     write_role = EXECUTOR
 
     def create(self, request):
-        report = run_report(validated(s.NativeRunReportSerializer, request))
+        report = run_report(s.report_data(request.data))
         check_report_as(request.user, [report.executor])
         # Most reports only say "still running": one statement, no locks.
         heartbeat = services.native_run_heartbeat(report=report, actor=self.actor)
         if heartbeat is not None:
-            return Response(s.NativeRunSerializer(heartbeat.run).data, status=200)
+            return Response(s.run_body(heartbeat.run), status=200)
         run, created = services.native_run_report(report=report, actor=self.actor)
-        return Response(s.NativeRunSerializer(run).data, status=201 if created else 200)
+        return Response(s.run_body(run), status=201 if created else 200)
 
     @extend_schema(
         summary=f"Report up to {s.MAX_BATCH} native runs at once, all or nothing",
@@ -101,4 +101,4 @@ class NativeRunViewSet(mixins.ListModelMixin, ApiViewSet):
             )
         check_report_as(request.user, [r.executor for r in parsed], indexed=True)
         results = services.native_run_report_batch(reports=parsed, actor=self.actor)
-        return Response({"results": s.NativeRunSerializer([run for run, _ in results], many=True).data})
+        return Response({"results": [s.run_body(run) for run, _ in results]})

@@ -1,6 +1,7 @@
-"""End to end through a real Celery worker on Redis: a committed block is
-delivered, signed; a rolled-back one is not; a receiver that is down gets
-the same delivery once it is back; the sweep sends what no retry will."""
+"""End to end through a real Celery worker, on Redis and on RabbitMQ: a
+committed block is delivered, signed; a rolled-back one is not; a receiver
+that is down gets the same delivery once it is back; the sweep sends what
+no retry will."""
 
 import datetime as dt
 

@@ -4,7 +4,9 @@ loopback, for the execution tests.
 Every test that uses the worker runs twice, once per broker: Redis
 (``CELERY_BROKER_URL``) and RabbitMQ (``TEST_RABBITMQ_URL``, a vhost of its
 own); the test ids end in ``[redis]`` or ``[rabbitmq]``. The test process
-publishes to the broker of the test, and the worker consumes from it.
+publishes to the broker of the test, and the worker consumes from it. The
+``broker`` fixture is in tests/conftest.py: the alert and log workers
+(tests/observe_worker.py) run on both brokers too.
 
 Each pytest process gets its own queue (named after its xdist worker id and
 pid): the test process publishes to it and its worker consumes only it, so
@@ -27,8 +29,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.db import connection
+from kombu import pools
 
 from missioncontrol.celery import app as celery_app
 from retries.integrity import integrity_problems
@@ -227,11 +229,16 @@ def purge(queue: str, *, forget: bool = False) -> None:
 
 def _use_broker(url: str) -> None:
     """Point this process's Celery app at ``url``: publishing, inspecting
-    and purging go there from now on. The connections of the previous broker
-    are closed (the pools stay usable, should it come back)."""
-    for pool in (celery_app._pool, celery_app.amqp._producer_pool):
-        if pool is not None:
-            pool.force_close_all(close_pool=False)
+    and purging go there from now on.
+
+    The broker connections pooled so far are closed, and their pools
+    forgotten: Celery takes its connection and producer pools from kombu's
+    registry (``kombu.pools``), one per broker URL for the whole process. A
+    pool closed but left there has no free slot left, and is handed back
+    as it is when its URL is used again (the Redis of the first worker tests,
+    after the alert tests published there): every publish then waits
+    forever for a connection, and the worker receives nothing."""
+    pools.reset()
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
     # The write and read URLs, because CELERY_BROKER_URL in the environment
@@ -325,23 +332,6 @@ class Gateway:
     def launches(self) -> list[dict]:
         with self.lock:
             return [r for r in self.requests if r["method"] == "POST" and r["path"] == "/launches"]
-
-
-@pytest.fixture(scope="session", params=list(BROKERS))
-def broker(request) -> Iterator[str]:
-    """The broker of the worker tests, each in turn: this process's Celery
-    app publishes there for as long as the tests of that broker run."""
-    url = settings.TEST_BROKERS[request.param]
-    assert url.split("://", 1)[0] in BROKERS[request.param], f"the {request.param} tests were given {url!r}"
-    previous = celery_app.conf.broker_write_url
-    _use_broker(url)
-    try:
-        with celery_app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=3)
-    except Exception as exc:
-        pytest.fail(f"{request.param} at {url} does not answer ({exc}); .ci/services.sh starts it", pytrace=False)
-    yield url
-    _use_broker(previous)
 
 
 @pytest.fixture(scope="session")

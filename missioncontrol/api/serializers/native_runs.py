@@ -3,6 +3,9 @@ a batch (executors, role ``executor``)."""
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -78,3 +81,24 @@ class NativeRunBatchSerializer(serializers.Serializer):
 
 class NativeRunBatchResultSerializer(serializers.Serializer):
     results = NativeRunSerializer(many=True)
+
+
+# One instance of each per process. Building a serializer deep-copies its
+# declared fields, which cost more than a heartbeat's SQL (issue 14's
+# profile); validating and representing with a built instance touch no
+# state of it, so threads share them.
+@functools.cache
+def _shared() -> tuple[NativeRunReportSerializer, NativeRunSerializer]:
+    report, run = NativeRunReportSerializer(), NativeRunSerializer()
+    _ = report.fields, run.fields  # built once, here
+    return report, run
+
+
+def report_data(data: Any) -> dict[str, Any]:
+    """One report's validated data; a 400 (``ValidationError``) otherwise."""
+    return dict(_shared()[0].run_validation(data))
+
+
+def run_body(run: NativeRun) -> dict[str, Any]:
+    """What the API shows of one native run."""
+    return _shared()[1].to_representation(run)
