@@ -12,6 +12,7 @@ at once; another process sees them within that many seconds.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ _cache: dict[str, tuple[float, _Principal | None]] = {}
 def auth_cache_clear(**_kwargs) -> None:
     with _lock:
         _cache.clear()
+    _user.cache_clear()
 
 
 def _sql() -> str:
@@ -115,15 +117,24 @@ class CachedTokenAuthentication(TokenAuthentication):
             raise exceptions.AuthenticationFailed("Invalid token.")
         if not found.is_active:
             raise exceptions.AuthenticationFailed("User inactive or deleted.")
-        User = get_user_model()
-        user = User(id=found.user_id, is_active=True, is_superuser=found.is_superuser)
-        setattr(user, User.USERNAME_FIELD, found.username)
-        user._state.adding = False
-        user._state.db = connection.alias
-        # What missioncontrol.roles would read, read already.
-        user._mc_roles = roles_of(found.groups)  # type: ignore[attr-defined]  # missioncontrol.roles' per-request cache
-        user._mc_executors = found.executors  # type: ignore[attr-defined]
-        return user, key
+        return _user(found), key
+
+
+@functools.lru_cache(maxsize=1024)
+def _user(found: _Principal):
+    """The request's user, built once per principal read: a model instance
+    costs more to build than the rest of a heartbeat's authentication. No
+    request changes it (the API reads its name and roles only), so the
+    threads of a process share it until the principal is read again."""
+    User = get_user_model()
+    user = User(id=found.user_id, is_active=True, is_superuser=found.is_superuser)
+    setattr(user, User.USERNAME_FIELD, found.username)
+    user._state.adding = False
+    user._state.db = connection.alias
+    # What missioncontrol.roles would read, read already.
+    user._mc_roles = frozenset(roles_of(found.groups))  # type: ignore[attr-defined]  # missioncontrol.roles' cache
+    user._mc_executors = found.executors  # type: ignore[attr-defined]
+    return user
 
 
 post_save.connect(auth_cache_clear, sender=Token, dispatch_uid="auth-cache-token-save")
