@@ -109,10 +109,10 @@ def app_env(db_name: str, **extra: str) -> dict[str, str]:
     """Production-like settings: DEBUG off (no query log kept in memory),
     persistent connections as a deployment would use, loopback only."""
     env = dict(os.environ)
-    # Prepared statements are for the server under test only
-    # (BENCH_PREPARE_THRESHOLD, see Server): the bench's own seeding SQL
-    # leaves its parameters untyped.
-    env.pop("DATABASE_PREPARE_THRESHOLD", None)
+    # The bench's own seeding SQL leaves its parameters untyped: client-side
+    # binding for the cases; the server under test keeps the product's
+    # default (prepared statements, see Server).
+    env["DATABASE_PREPARE_THRESHOLD"] = "off"
     env.update(
         {
             "DATABASE_URL": db_url(db_name),
@@ -225,6 +225,8 @@ class Server:
 
     def _env(self) -> dict[str, str]:
         env = dict(self.env)
+        # The product's default, or BENCH_PREPARE_THRESHOLD (e.g. "off") to compare.
+        env.pop("DATABASE_PREPARE_THRESHOLD", None)
         if os.environ.get("BENCH_PREPARE_THRESHOLD"):
             env["DATABASE_PREPARE_THRESHOLD"] = os.environ["BENCH_PREPARE_THRESHOLD"]
         if self.workers is not None:

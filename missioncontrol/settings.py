@@ -118,13 +118,16 @@ DATABASES = {
         conn_max_age=int(os.environ.get("CONN_MAX_AGE", "0")),
     )
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and os.environ.get("DATABASE_PREPARE_THRESHOLD"):
-    # Server-side binding lets psycopg prepare a statement after it ran this
-    # many times on one connection (useful with CONN_MAX_AGE > 0). Every raw
-    # statement carries casts for its parameters (missioncontrol/db.py,
-    # retries/services/heartbeats.py), as server-side binding needs.
+# PostgreSQL: parameters bound on the server, and a statement prepared once it
+# ran DATABASE_PREPARE_THRESHOLD times on a connection (default 5; "off" for
+# client-side binding, e.g. behind PgBouncer in transaction mode). Measured
+# in docs/performance.md: +15 % report pairs, +40 % heartbeats. Every raw
+# statement casts its parameters (missioncontrol/db.py,
+# retries/services/heartbeats.py), as server-side binding needs.
+_prepare = os.environ.get("DATABASE_PREPARE_THRESHOLD", "5").strip().lower()
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and _prepare not in ("off", "none", ""):
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"server_side_binding": True, "prepare_threshold": int(os.environ["DATABASE_PREPARE_THRESHOLD"])}
+        {"server_side_binding": True, "prepare_threshold": int(_prepare)}
     )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE takes the write lock at BEGIN, so two writers queue instead of

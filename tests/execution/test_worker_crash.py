@@ -43,7 +43,11 @@ def test_sigkill_mid_launch_then_restart_leaves_one_native_run(crash_queue, tmp_
     )
     # The launch pauses after creating its native run: the moment to kill it.
     task = TaskFactory(procedure=procedure, params={"phase_seconds": 0.1, "launch_delay_seconds": 4})
-    options = {"env": {"MC_TEST_TRANSPORT_OPTIONS": json.dumps(TRANSPORT)}, "concurrency": 1}
+    # The launch delay is a task param of the fault-injecting phases (retries/demo/faults.py).
+    options = {
+        "env": {"MC_TEST_TRANSPORT_OPTIONS": json.dumps(TRANSPORT), "LOCAL_EXECUTOR_FAULTS": "1"},
+        "concurrency": 1,
+    }
     db_name = connection.settings_dict["NAME"]
     first = Worker(queue=crash_queue, db_name=db_name, log_path=tmp_path / "first.log", **options).start()
     second = None

@@ -30,6 +30,7 @@ import os
 
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
+from psycopg import sql
 
 LEDGER = "planning_event"
 READ_ONLY = ("django_migrations",)
@@ -112,7 +113,10 @@ class Command(BaseCommand):
             for statement in statements:
                 cursor.execute(statement)
             if password is not None:
-                cursor.execute(f"ALTER ROLE {quote(role)} PASSWORD %s", [password])
+                # A utility statement takes no bound parameter (server-side
+                # binding is on): the password goes in as a quoted literal.
+                password_sql = sql.SQL("ALTER ROLE {} PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
+                cursor.execute(password_sql.as_string(connection.connection))
             cursor.execute(
                 "SELECT count(*) FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner WHERE r.rolname = %s", [role]
             )
