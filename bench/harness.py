@@ -109,9 +109,10 @@ def app_env(db_name: str, **extra: str) -> dict[str, str]:
     """Production-like settings: DEBUG off (no query log kept in memory),
     persistent connections as a deployment would use, loopback only."""
     env = dict(os.environ)
-    # The bench's own seeding SQL leaves its parameters untyped: client-side
-    # binding for the cases; the server under test keeps the product's
-    # default (prepared statements, see Server).
+    # The bench's own seeding SQL (bench/datagen.py, also run inside the P2
+    # and P4 cases) leaves its parameters untyped: client-side binding for the
+    # cases (P2, P3, P4 measure without prepared statements); the server under
+    # test (P1, P1b, P1b-wrk, P1h, M1) keeps the product's default, see Server.
     env["DATABASE_PREPARE_THRESHOLD"] = "off"
     env.update(
         {
