@@ -105,3 +105,25 @@ def test_the_statements_of_a_single_report(task):
     # Inside the test's own transaction BEGIN shows as a SAVEPOINT; a
     # service's atomic block is the only one.
     assert new.count("SAVEPOINT") == change.count("SAVEPOINT") == 1, (new, change)
+
+
+def test_a_batch_plans_its_statements_for_their_values_and_a_single_report_does_not(task):
+    """Generic plans of prepared statements cost the batch; a single report
+    keeps them (docs/performance.md, "prepared statements")."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from retries import services
+
+    def report(run_id: str) -> services.RunReport:
+        return services.RunReport(
+            executor="ext", native_task_id=f"nt-{run_id}", native_run_id=run_id, task=task.slug, status="running"
+        )
+
+    with CaptureQueriesContext(connection) as batch:
+        services.native_run_report_batch(reports=[report("a"), report("b")], actor="x")
+    with CaptureQueriesContext(connection) as single:
+        services.native_run_report(report=report("c"), actor="x")
+    setting = "SET LOCAL plan_cache_mode = force_custom_plan"
+    assert [q["sql"] for q in batch.captured_queries].count(setting) == 1
+    assert setting not in [q["sql"] for q in single.captured_queries]
