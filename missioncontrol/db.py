@@ -136,26 +136,42 @@ def insert_columns(model: type[models.Model], columns: dict[str, list], *, ignor
         rows = [model(**dict(zip(names, values, strict=True))) for values in zip(*columns.values(), strict=True)]
         model._default_manager.bulk_create(rows, ignore_conflicts=ignore_conflicts)
         return
-    # JSON goes in as text: an array of jsonb takes strings, not adapters.
     arrays = [
-        [None if v is None else json.dumps(v) for v in values] if field.get_internal_type() == "JSONField" else values
+        _json_text(values) if _is_json(field) else values
         for field, values in zip(fields, columns.values(), strict=True)
     ]
     _insert_arrays(model, fields, arrays, ignore_conflicts=ignore_conflicts)
 
 
+def _is_json(field: models.Field) -> bool:
+    return field.get_internal_type() == "JSONField"
+
+
+def _json_text(values: Sequence) -> list:
+    """JSON goes in as text: an array of jsonb takes strings, not adapters."""
+    return [None if v is None else json.dumps(v) for v in values]
+
+
 def _insert_arrays(
-    model: type[models.Model], fields: Sequence[models.Field], arrays: list[list], *, ignore_conflicts: bool = False
-) -> None:
-    """``INSERT … SELECT FROM unnest`` of one prepared array per field."""
+    model: type[models.Model],
+    fields: Sequence[models.Field],
+    arrays: list[list],
+    *,
+    ignore_conflicts: bool = False,
+    returning: Sequence[models.Field] = (),
+) -> list[tuple]:
+    """``INSERT … SELECT FROM unnest`` of one prepared array per field;
+    the ``returning`` columns of the inserted rows."""
     quote = connection.ops.quote_name
     sql = (
         f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(column_name(f)) for f in fields)})"
         f" SELECT * FROM unnest({', '.join(_array_cast(f) for f in fields)})"
         + (" ON CONFLICT DO NOTHING" if ignore_conflicts else "")
+        + (f" RETURNING {', '.join(quote(column_name(f)) for f in returning)}" if returning else "")
     )
     with connection.cursor() as cursor:
         cursor.execute(sql, arrays)
+        return cursor.fetchall() if returning else []
 
 
 def bulk_insert_new_keys(rows: Sequence[models.Model], key: Sequence[str]) -> bool:
@@ -178,18 +194,14 @@ def bulk_insert_new_keys(rows: Sequence[models.Model], key: Sequence[str]) -> bo
             return False
         return True
     fields = [f for f in meta.concrete_fields if f is not meta.pk]
-    quote = connection.ops.quote_name
-    by_attname = {f.attname: f for f in fields}
-    sql = (
-        f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(column_name(f)) for f in fields)})"
-        f" SELECT * FROM unnest({', '.join(_insert_cast(f) for f in fields)})"
-        f" ON CONFLICT DO NOTHING"
-        f" RETURNING {quote(column_name(meta.pk))}, {', '.join(quote(column_name(by_attname[k])) for k in key)}"
-    )
-    arrays = [_insert_column(f, rows) for f in fields]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, arrays)
-        inserted = {tuple(values): pk for pk, *values in cursor.fetchall()}
+    arrays = [_json_text([getattr(r, f.attname) for r in rows]) if _is_json(f) else _column(f, rows) for f in fields]
+    key_fields = [_concrete(meta, name) for name in key]
+    inserted = {
+        tuple(values): pk
+        for pk, *values in _insert_arrays(
+            model, fields, arrays, ignore_conflicts=True, returning=[meta.pk, *key_fields]
+        )
+    }
     for row in rows:
         pk = inserted.get(tuple(getattr(row, k) for k in key))
         if pk is not None:
@@ -197,18 +209,3 @@ def bulk_insert_new_keys(rows: Sequence[models.Model], key: Sequence[str]) -> bo
             row._state.adding = False
             row._state.db = connection.alias
     return len(inserted) == len(rows)
-
-
-def _insert_cast(field: models.Field) -> str:
-    return "%s::jsonb[]" if field.get_internal_type() == "JSONField" else _array_cast(field)
-
-
-def _insert_column(field: models.Field, rows: Sequence[models.Model]) -> list:
-    if field.get_internal_type() == "JSONField":
-        # An array of jsonb takes text, not the field's adapters.
-        return [None if (v := getattr(row, field.attname)) is None else json.dumps(v) for row in rows]
-    values = []
-    for row in rows:
-        value = field.pre_save(row, True)
-        values.append(None if value is None else field.get_db_prep_save(value, connection))
-    return values

@@ -55,7 +55,9 @@ def actor_name(user) -> str:
 
 
 # The built-in executor runs inside Mission Control's own worker and reports
-# through the services directly; no API token may speak for it.
+# through the services directly; no API token may speak for it. The same
+# value as planning's Procedure.Executor.LOCAL, which this shared kernel may
+# not import (tests/decisions/test_report_as.py keeps them equal).
 LOCAL_EXECUTOR = "local"
 
 

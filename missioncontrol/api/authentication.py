@@ -53,23 +53,23 @@ def auth_cache_clear(**_kwargs) -> None:
     _user.cache_clear()
 
 
+@functools.cache
 def _sql() -> str:
     User = get_user_model()
-    users = User._meta.db_table
-    memberships = User.groups.through._meta.db_table
-    groups = Group._meta.db_table
-    tokens = Token._meta.db_table
-    grants = ExecutorGrant._meta.db_table
+    q = connection.ops.quote_name
+    users, memberships = q(User._meta.db_table), q(User.groups.through._meta.db_table)
+    groups, tokens, grants = q(Group._meta.db_table), q(Token._meta.db_table), q(ExecutorGrant._meta.db_table)
+    user = f"u.id, u.{q(User.USERNAME_FIELD)}, u.is_active, u.is_superuser"
     # One row per group and per grant (a user with neither still gives one
     # row through the outer joins); the kind column tells them apart.
     return (
-        f"SELECT u.id, u.{User.USERNAME_FIELD}, u.is_active, u.is_superuser, 'g', g.name "
+        f"SELECT {user}, 'g', g.name "
         f"FROM {tokens} t JOIN {users} u ON u.id = t.user_id "
         f"LEFT JOIN {memberships} m ON m.user_id = u.id "
         f"LEFT JOIN {groups} g ON g.id = m.group_id "
         f"WHERE t.key = %s "
         f"UNION ALL "
-        f"SELECT u.id, u.{User.USERNAME_FIELD}, u.is_active, u.is_superuser, 'e', e.executor "
+        f"SELECT {user}, 'e', e.executor "
         f"FROM {tokens} t JOIN {users} u ON u.id = t.user_id "
         f"JOIN {grants} e ON e.user_id = u.id "
         f"WHERE t.key = %s"

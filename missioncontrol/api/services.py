@@ -13,7 +13,8 @@ from missioncontrol.roles import EXECUTOR, ROLES, decide_report_as
 
 from .models import ExecutorGrant
 
-EXECUTOR_NAME_MAX = 50
+# What a native run's executor column holds.
+EXECUTOR_NAME_MAX: int = ExecutorGrant._meta.get_field("executor").max_length or 50
 
 
 def _executor_errors(role: str, executors: tuple[str, ...]) -> list[str]:

@@ -22,7 +22,7 @@ and takes the full path, with its locks, decisions and ledger events.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
+import functools
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -75,6 +75,7 @@ class Heartbeat:
     written: bool
 
 
+@functools.cache
 def _statement() -> tuple[str, list]:
     fields = list(NativeRun._meta.concrete_fields)
     quote = connection.ops.quote_name
@@ -105,7 +106,7 @@ def native_run_heartbeat(*, report: RunReport, actor: str) -> Heartbeat | None:
                 "run_id": report.native_run_id,
                 "task": report.task,
                 "actor": actor,
-                "attempt_id": report.attempt_id if isinstance(report.attempt_id, uuid.UUID) else None,
+                "attempt_id": report.attempt_id,
                 "phase": report.phase or "",
                 "message": report.message or "",
                 "bound": B.BOUND,

@@ -25,3 +25,11 @@ def test_decide_report_as(executor, superuser, granted, allowed, reason):
     else:
         assert refusal is not None and refusal.executor == executor
         assert reason in refusal.reason
+
+
+def test_the_refused_executor_is_the_built_in_one():
+    from missioncontrol.roles import LOCAL_EXECUTOR
+    from planning.models import Procedure
+    from retries.executors.local import NAME
+
+    assert LOCAL_EXECUTOR == Procedure.Executor.LOCAL == NAME
