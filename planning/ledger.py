@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 from django.db import transaction
 from django.utils import timezone
 
-from missioncontrol.db import insert_columns
+from missioncontrol.db import Writes, insert_columns
 
 from .models import Event
 
@@ -102,16 +102,31 @@ def ledger_batch() -> Iterator[list[PendingEvent]]:
         _insert_events(pending)
 
 
+def ledger_batch_into(writes: Writes) -> None:
+    """Hand the facts appended so far in this ``ledger_batch`` to the
+    caller's ``writes``, so they go in with its rows in one statement (after
+    them, in append order); the block then writes only what is appended
+    later. Outside a block, nothing is pending."""
+    pending = _batch.get()
+    if not pending:
+        return
+    facts = list(pending)
+    pending.clear()
+    writes.insert_columns(Event, _columns(facts))
+    _after_commit(facts)
+
+
+def _columns(events: list[PendingEvent]) -> dict[str, list]:
+    return {name: list(values) for name, values in zip(PendingEvent._fields, zip(*events, strict=True), strict=True)}
+
+
 def _insert_events(events: list[PendingEvent]) -> None:
     """One INSERT of column arrays. ``bulk_create`` does the same on
     PostgreSQL but spends more Python per row than the database spends on it
     (a batch of 100 reports appends about 250 events); the rows' ids are not
     read back because nothing reads an event appended in the same block.
     PostgreSQL numbers the rows in array order, so ids keep append order."""
-    insert_columns(
-        Event,
-        {name: list(values) for name, values in zip(PendingEvent._fields, zip(*events, strict=True), strict=True)},
-    )
+    insert_columns(Event, _columns(events))
     _after_commit(events)
 
 

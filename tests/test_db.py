@@ -9,7 +9,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from missioncontrol.db import bulk_insert_unnest, bulk_update_unnest, insert_columns, unique_or_none
+from missioncontrol.db import Writes, bulk_insert_unnest, bulk_update_unnest, insert_columns, unique_or_none
 from planning.models import Event, PlanningTask
 from retries.models import Attempt, RetiredNativeId
 from tests.factories import AgentFactory, TaskFactory
@@ -139,4 +139,60 @@ def test_insert_columns_writes_rows_given_as_columns_in_one_statement():
     with CaptureQueriesContext(connection) as queries:
         insert_columns(Event, {"type": []})
         insert_columns(Event, {})
+    assert queries.captured_queries == []
+
+
+# It writes attempt rows around the services on purpose.
+@pytest.mark.damages_rows
+def test_writes_go_in_one_statement_in_the_order_added():
+    """An attempt superseded and its successor inserted in the same
+    statement: the partial unique index (one current attempt per task) is
+    checked row by row, so this only works if the UPDATE runs first."""
+    old = launch(TaskFactory())
+    now = timezone.now()
+    new = Attempt(id=uuid.uuid4(), task_id=old.task_id, number=2, kind="rerun", status="pending", requested_at=now)
+    old.superseded_at, old.superseded_by_id = now, new.id
+    writes = Writes()
+    writes.update_rows([old], ["superseded_at", "superseded_by"])
+    writes.insert_rows([new])
+    writes.insert_columns(
+        RetiredNativeId,
+        {"kind": ["run"], "value": ["nr-x"], "task_id": [old.task_id], "attempt_id": [old.id], "retired_at": [now]},
+    )
+
+    with CaptureQueriesContext(connection) as queries:
+        writes.send()
+
+    assert len(queries.captured_queries) == 1
+    assert queries.captured_queries[0]["sql"].startswith("WITH w0 AS (UPDATE")
+    assert Attempt.objects.get(id=old.id).superseded_by_id == new.id
+    assert Attempt.objects.get(task_id=old.task_id, superseded_at__isnull=True).id == new.id
+    assert RetiredNativeId.objects.filter(attempt_id=old.id, value="nr-x").exists()
+    assert len(writes) == 0  # sent once, then empty
+
+
+@pytest.mark.damages_rows
+def test_writes_in_the_wrong_order_break_the_unique_index():
+    """The converse of the test above: it is the order that makes it work,
+    not a constraint that is never checked."""
+    from django.db import IntegrityError, transaction
+
+    old = launch(TaskFactory())
+    now = timezone.now()
+    new = Attempt(id=uuid.uuid4(), task_id=old.task_id, number=2, kind="rerun", status="pending", requested_at=now)
+    old.superseded_at, old.superseded_by_id = now, new.id
+    writes = Writes()
+    writes.insert_rows([new])
+    writes.update_rows([old], ["superseded_at", "superseded_by"])
+    with pytest.raises(IntegrityError), transaction.atomic():
+        writes.send()
+
+
+def test_writes_with_nothing_to_write_send_nothing():
+    writes = Writes()
+    writes.update_rows([], ["status"])
+    writes.insert_rows([])
+    writes.insert_columns(RetiredNativeId, {"kind": []})
+    with CaptureQueriesContext(connection) as queries:
+        writes.send()
     assert queries.captured_queries == []

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from django.db.models import F
 
-from missioncontrol.db import bulk_insert_unnest, bulk_update_unnest, insert_columns
-from planning.ledger import ledger_append
+from missioncontrol.db import Writes
+from planning.ledger import ledger_append, ledger_batch_into
 from planning.models import Agent, PlanningTask
 from planning.services import task_clear_inconsistency_fields, task_status_set
 
@@ -119,44 +119,59 @@ def start_attempts(items: list[NewAttempt], *, agents: dict[str, Agent], actor: 
         )
         task.attempt_count = item.attempt_count if item.attempt_count is not None else plan.number
         item.moved = bool(task_status_set(task, TS.LAUNCH_REQUESTED, actor=actor, data={"attempt": plan.number}))
-    _insert_retired(retired_rows)
-    # The superseded rows first (one current attempt per task is checked at
-    # once, the foreign key to the new attempt only at commit); a cancelled
-    # one gets its status and failure in the same UPDATE.
-    bulk_update_unnest(superseded, list(dict.fromkeys(superseded_fields)))
-    bulk_insert_unnest(created)
-    _save_started_tasks(items, actor=actor, now=now)
+    # One statement for every write (``Writes``), in this order: the
+    # superseded rows before the new ones (one current attempt per task is
+    # checked at once; the foreign key to the new attempt only at commit; a
+    # cancelled one gets its status and failure in the same UPDATE), then the
+    # tasks, then the facts of the batch so far.
+    writes = Writes()
+    _retire(writes, retired_rows)
+    writes.update_rows(superseded, list(dict.fromkeys(superseded_fields)))
+    writes.insert_rows(created)
+    _save_started_tasks(items, writes, actor=actor, now=now)
+    ledger_batch_into(writes)
+    writes.send()
+    for item in items:
+        if item.moved:
+            refresh_plan(item.task, actor)
     for item, attempt in zip(items, created, strict=True):
         dispatch.launch_after_commit(attempt_id=attempt.id, executor=item.task.procedure.executor)
     return created
 
 
-def _save_started_tasks(items: list[NewAttempt], *, actor: str, now: dt.datetime) -> None:
-    """Every task is launch_requested now; one UPDATE when the counters
-    just move by one, a per-row one for repairs (which also clear the
-    inconsistency mark)."""
-    plain = [i.task for i in items if i.attempt_count is None]
+_START_TASKS = (
+    'UPDATE "planning_planningtask" SET "status" = %s::varchar, "attempt_count" = "attempt_count" + 1,'
+    ' "updated_at" = %s::timestamptz WHERE "id" = ANY(%s::bigint[]) AND {after}'
+)
+
+
+def _save_started_tasks(items: list[NewAttempt], writes: Writes, *, actor: str, now: dt.datetime) -> None:
+    """Every task is launch_requested now: one UPDATE for those whose
+    counter moves by one, the rows of repairs (which also correct the
+    counter and clear the inconsistency mark) by their own fields."""
+    plain = [i.task.id for i in items if i.attempt_count is None]
     if plain:
-        PlanningTask.objects.filter(id__in=[t.id for t in plain]).update(
-            status=TS.LAUNCH_REQUESTED, attempt_count=F("attempt_count") + 1, updated_at=now
+        writes.add(
+            _START_TASKS,
+            [TS.LAUNCH_REQUESTED, now, plain],
+            elsewhere=lambda: PlanningTask.objects.filter(id__in=plain).update(
+                status=TS.LAUNCH_REQUESTED, attempt_count=F("attempt_count") + 1, updated_at=now
+            ),
         )
-    repaired = [i.task for i in items if i.attempt_count is not None]
-    for task in repaired:
-        fields = ["status", "attempt_count", *task_clear_inconsistency_fields(task)]
-        task.save(update_fields=[*fields, "updated_at"])
     for item in items:
         item.task.updated_at = now
-        if item.moved:
-            refresh_plan(item.task, actor)
+        if item.attempt_count is not None:
+            task = item.task
+            writes.update_rows([task], ["status", "attempt_count", *task_clear_inconsistency_fields(task), "updated_at"])
 
 
-def _insert_retired(rows: list[tuple]) -> None:
+def _retire(writes: Writes, rows: list[tuple]) -> None:
     """Retire native ids: one INSERT of column arrays; an id retired already
     stays as it was (first retirement wins)."""
     if not rows:
         return
     kinds, values, tasks, attempts, times = (list(column) for column in zip(*rows, strict=True))
-    insert_columns(
+    writes.insert_columns(
         RetiredNativeId,
         {"kind": kinds, "value": values, "task_id": tasks, "attempt_id": attempts, "retired_at": times},
         ignore_conflicts=True,
@@ -166,4 +181,6 @@ def _insert_retired(rows: list[tuple]) -> None:
 def retire_native_ids(rows: list[tuple]) -> None:
     """``(kind, value, task id, attempt id, retired at)`` rows, as above:
     for a report whose own claim ties its ids to a superseded attempt."""
-    _insert_retired(rows)
+    writes = Writes()
+    _retire(writes, rows)
+    writes.send()

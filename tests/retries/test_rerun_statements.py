@@ -20,12 +20,35 @@ def _rerun(task, **kwargs):
     return len(queries.captured_queries)
 
 
-def test_rerun_of_a_bound_attempt_takes_ten_statements_and_appends_its_facts_in_order():
+def test_rerun_of_a_bound_attempt_takes_six_statements_and_appends_its_facts_in_order():
     task = TaskFactory()
     old = fail_current(task, native_run_id="nr-1")
     last_id = Event.objects.order_by("-id").values_list("id", flat=True).first()
 
-    assert _rerun(task) == 10  # BEGIN, 2 locks, bound runs, retire, supersede, insert, events, task, COMMIT
+    with CaptureQueriesContext(connection) as queries:
+        services.task_rerun(slug=task.slug, actor="operator", reason="again")
+    # BEGIN, the task lock, the attempt lock, the bound runs, one write, COMMIT
+    assert len(queries.captured_queries) == 6
+    write = queries.captured_queries[4]["sql"]
+    # retire, supersede, insert the attempt, move the task, append the facts
+    assert write.startswith('WITH w0 AS (INSERT INTO "retries_retirednativeid"')
+    assert [
+        write.index(t)
+        for t in (
+            'UPDATE "retries_attempt"',
+            'INSERT INTO "retries_attempt"',
+            'UPDATE "planning_planningtask"',
+            'INSERT INTO "planning_event"',
+        )
+    ] == sorted(
+        write.index(t)
+        for t in (
+            'UPDATE "retries_attempt"',
+            'INSERT INTO "retries_attempt"',
+            'UPDATE "planning_planningtask"',
+            'INSERT INTO "planning_event"',
+        )
+    )
 
     new = Attempt.objects.get(task=task, superseded_at__isnull=True)
     facts = list(Event.objects.filter(id__gt=last_id).order_by("id").values_list("type", "attempt_id", "data"))
@@ -41,12 +64,13 @@ def test_rerun_of_a_bound_attempt_takes_ten_statements_and_appends_its_facts_in_
 
 def test_rerun_of_an_attempt_that_never_ran_still_retires_what_claimed_it():
     """No native id on the attempt, but a run may have claimed it (rule 2:
-    a claim counts), so the runs query stays: 9 statements."""
+    a claim counts), so the runs query stays; nothing to retire: still one
+    write, so 6 statements."""
     task = TaskFactory()
     launch(task)
     services.task_cancel(slug=task.slug, actor="operator", reason="stop")
 
-    assert _rerun(task) == 9
+    assert _rerun(task) == 6
     assert not RetiredNativeId.objects.filter(task=task).exists()
 
 
