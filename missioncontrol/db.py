@@ -170,9 +170,7 @@ class Writes:
         if connection.vendor != "postgresql":
             names = list(columns)
             rows = [model(**dict(zip(names, values, strict=True))) for values in zip(*columns.values(), strict=True)]
-            self._parts.append(
-                lambda: model._default_manager.bulk_create(rows, ignore_conflicts=ignore_conflicts)
-            )
+            self._parts.append(lambda: model._default_manager.bulk_create(rows, ignore_conflicts=ignore_conflicts))
             return
         arrays = [
             _json_text(values) if _is_json(field) else values

@@ -162,7 +162,9 @@ def _save_started_tasks(items: list[NewAttempt], writes: Writes, *, actor: str, 
         item.task.updated_at = now
         if item.attempt_count is not None:
             task = item.task
-            writes.update_rows([task], ["status", "attempt_count", *task_clear_inconsistency_fields(task), "updated_at"])
+            writes.update_rows(
+                [task], ["status", "attempt_count", *task_clear_inconsistency_fields(task), "updated_at"]
+            )
 
 
 def _retire(writes: Writes, rows: list[tuple]) -> None:
