@@ -63,8 +63,11 @@ def p2(params: dict) -> dict:
 
     n = params["n"]
     sample = max(5, n // 5)
+    bulk_size = params.get("bulk_size", 50)
     datagen.tasks_with_history(n=n + sample, prefix="p2", attempts=params.get("attempts", 1), final="failed")
+    datagen.tasks_with_history(n=n + bulk_size, prefix="p2m", attempts=1, final="failed")
     datagen.analyze()
+    _product_binding(connection)
     slugs = [f"p2-{i}" for i in range(1, n + sample + 1)]
     warm = max(1, n // 20)
     for slug in slugs[:warm]:
@@ -79,7 +82,7 @@ def p2(params: dict) -> dict:
         for slug in slugs[n:]:
             task_rerun(slug=slug, actor="bench", reason="benchmark rerun, statements timed")
         sampled = time.perf_counter() - started
-    bulk = _p2_bulk(n, params.get("bulk_size", 50))
+    bulk = _p2_bulk(n, bulk_size)
     return _with_integrity(
         {
             "reruns": count,
@@ -125,15 +128,26 @@ def _sql_timed(connection) -> Iterator[_SqlTime]:
         del connection._commit
 
 
+def _product_binding(connection) -> None:
+    """Reconnect with the product's parameter binding (prepared statements,
+    ``DATABASE_PREPARE_THRESHOLD``'s default, or BENCH_PREPARE_THRESHOLD to
+    compare): the cases seed with client-side binding because datagen's SQL
+    leaves its parameters untyped, but what they measure runs as deployed."""
+    import os
+
+    from missioncontrol import settings as product
+
+    connection.close()
+    threshold = os.environ.get("BENCH_PREPARE_THRESHOLD") or product.DEFAULT_PREPARE_THRESHOLD
+    connection.settings_dict.setdefault("OPTIONS", {}).update(product.prepare_options(threshold))
+
+
 def _p2_bulk(n: int, size: int) -> float:
     """Reruns per second through ``task_rerun_many``, ``size`` tasks per
-    call, one client: the same transition as P2, set-based."""
+    call, one client: the same transition as P2, set-based (tasks seeded
+    by ``p2``)."""
     from retries.services import task_rerun_many
 
-    from . import datagen
-
-    datagen.tasks_with_history(n=n + size, prefix="p2m", attempts=1, final="failed")
-    datagen.analyze()
     slugs = [f"p2m-{i}" for i in range(1, n + size + 1)]
     task_rerun_many(slugs=slugs[:size], actor="bench", reason="benchmark warm-up bulk rerun")
     rest = slugs[size:]

@@ -111,8 +111,10 @@ def app_env(db_name: str, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     # The bench's own seeding SQL (bench/datagen.py, also run inside the P2
     # and P4 cases) leaves its parameters untyped: client-side binding for the
-    # cases (P2, P3, P4 measure without prepared statements); the server under
-    # test (P1, P1b, P1b-wrk, P1h, M1) keeps the product's default, see Server.
+    # cases (P3 and P4 measure without prepared statements; P2 and P2m switch
+    # to the product's binding once seeded, see cases._product_binding); the
+    # server under test (P1, P1b, P1b-wrk, P1h, M1) keeps the product's
+    # default, see Server.
     env["DATABASE_PREPARE_THRESHOLD"] = "off"
     env.update(
         {

@@ -124,10 +124,21 @@ DATABASES = {
 # in docs/performance.md: +15 % report pairs, +40 % heartbeats. Every raw
 # statement casts its parameters (missioncontrol/db.py,
 # retries/services/heartbeats.py), as server-side binding needs.
-_prepare = os.environ.get("DATABASE_PREPARE_THRESHOLD", "5").strip().lower()
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql" and _prepare not in ("off", "none", ""):
+DEFAULT_PREPARE_THRESHOLD = "5"
+
+
+def prepare_options(threshold: str) -> dict:
+    """The connection OPTIONS for a DATABASE_PREPARE_THRESHOLD value (the
+    benchmark's cases switch to the product's after seeding with "off")."""
+    threshold = threshold.strip().lower()
+    if threshold in ("off", "none", ""):
+        return {"server_side_binding": False, "prepare_threshold": None}
+    return {"server_side_binding": True, "prepare_threshold": int(threshold)}
+
+
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"server_side_binding": True, "prepare_threshold": int(_prepare)}
+        prepare_options(os.environ.get("DATABASE_PREPARE_THRESHOLD", DEFAULT_PREPARE_THRESHOLD))
     )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE takes the write lock at BEGIN, so two writers queue instead of
