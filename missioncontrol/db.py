@@ -297,3 +297,52 @@ def bulk_insert_new_keys(rows: Sequence[models.Model], key: Sequence[str]) -> bo
             row._state.adding = False
             row._state.db = connection.alias
     return len(inserted) == len(rows)
+
+
+class Columns:
+    """A model's concrete columns for a SELECT written once, and the
+    instances built from them: what the ORM's compiler would select and
+    build, without compiling the query on every call (for a rerun's locks
+    the compilation cost more Python than the rest of the rerun)."""
+
+    def __init__(self, model: type[models.Model], alias: str) -> None:
+        self.model, self.alias = model, alias
+        self._fields = list(model._meta.concrete_fields)
+        self._attnames = [f.attname for f in self._fields]
+        self._pk = self._fields.index(model._meta.pk)
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def sql(self, alias: str | None = None) -> str:
+        quote = connection.ops.quote_name
+        return ", ".join(f"{alias or self.alias}.{quote(column_name(f))}" for f in self._fields)
+
+    def names(self) -> str:
+        """The bare column names, e.g. for a CTE's own SELECT."""
+        quote = connection.ops.quote_name
+        return ", ".join(quote(column_name(f)) for f in self._fields)
+
+    def build(self, values: Sequence) -> models.Model | None:
+        """An instance from its columns' values; ``None`` for an outer
+        join's missing row (a NULL primary key)."""
+        if values[self._pk] is None:
+            return None
+        converted = list(values)
+        for i, convert in self._converters():
+            if converted[i] is not None:
+                converted[i] = convert(converted[i], None, connection)
+        return self.model.from_db(connection.alias, self._attnames, converted)
+
+    def _converters(self) -> list[tuple[int, Callable]]:
+        # Built on first use: the backend is known by then.
+        cached = self.__dict__.get("_converter_list")
+        if cached is None:
+            cached = [
+                (i, convert)
+                for i, field in enumerate(self._fields)
+                for convert in field.get_db_converters(connection)
+                if convert is not None
+            ]
+            self.__dict__["_converter_list"] = cached
+        return cached

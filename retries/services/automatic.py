@@ -35,9 +35,7 @@ from .base import (
     attempt_status_set,
     deferred_plan_refresh,
     lock_current_attempt,
-    lock_current_attempts,
     lock_task,
-    lock_tasks,
     plan_is_paused,
     project_task,
     refresh_plan,
@@ -47,6 +45,7 @@ from .base import (
     task_id_of_attempt,
 )
 from .facts import facts_for_new_attempt, passed_phases_of_chains
+from .locks import lock_current_attempts, lock_tasks
 from .reports import apply_run_status
 
 
@@ -67,14 +66,15 @@ def task_retry_or_block_many(*, task_ids: list[int], actor: str = "system") -> l
     if not ids:
         return []
     with transaction.atomic(), deferred_plan_refresh():
-        tasks = lock_tasks(id__in=ids)
+        tasks = lock_tasks(ids=ids)
         now = timezone.now()
-        currents = lock_current_attempts(tasks)
+        locked = lock_current_attempts(tasks)
+        currents = locked.attempts
         # Rule 7 first: only what the ledger agrees is failed is acted on.
         candidates = [t for t in tasks if t.status == TS.FAILED and t.inconsistent_since is None]
         ok = schedulable_tasks(candidates, currents, actor=actor, now=now)
         todo = [t for t in candidates if ok[t.id].ok]
-        facts, agents = facts_for_new_attempt(todo, currents)
+        facts, agents = facts_for_new_attempt(todo, currents, native=locked.native)
         passed = passed_phases_of_chains([t.id for t in todo if t.attempt_count < t.max_attempts])
         retries: list[NewAttempt] = []
         blocked: list[PlanningTask] = []

@@ -64,37 +64,12 @@ def lock_task(*, slug: str | None = None, task_id: int | None = None) -> Plannin
     return task
 
 
-def lock_tasks(**lookup: Any) -> list[PlanningTask]:
-    """Many task rows, locked in id order in one statement (two sets locked
-    at once then wait for each other instead of deadlocking), with what a
-    decision reads of their relations."""
-    return list(
-        PlanningTask.objects.select_for_update(of=("self",))
-        .select_related(*_TASK_RELATIONS)
-        .filter(**lookup)
-        .order_by("id")
-    )
-
-
 def lock_current_attempt(task: PlanningTask) -> Attempt | None:
     return unique_or_none(
         Attempt.objects.select_for_update(of=("self",))
         .select_related("requested_assignee")
         .filter(task_id=task.id, superseded_at__isnull=True)
     )
-
-
-def lock_current_attempts(tasks: list[PlanningTask]) -> dict[int, Attempt]:
-    """The current attempts of locked tasks, locked next (task -> attempt)."""
-    if not tasks:
-        return {}
-    return {
-        a.task_id: a
-        for a in Attempt.objects.select_for_update(of=("self",))
-        .select_related("requested_assignee")
-        .filter(task_id__in=[t.id for t in tasks], superseded_at__isnull=True)
-        .order_by("task_id")
-    }
 
 
 def task_id_of_attempt(attempt_id: uuid.UUID) -> int | None:

@@ -5,6 +5,7 @@ queries for any number of tasks."""
 
 from __future__ import annotations
 
+import uuid
 from collections import defaultdict
 
 from django.db.models import OuterRef, Q, Subquery
@@ -50,11 +51,11 @@ def attempt_facts(attempt: Attempt, native_ids: tuple[tuple[str, str], ...] = ()
     )
 
 
-def linked_native_ids(attempts: list[Attempt]) -> dict[object, tuple[tuple[str, str], ...]]:
+def linked_native_ids(attempts: list[Attempt]) -> dict[uuid.UUID, tuple[tuple[str, str], ...]]:
     """Every native id linked to each attempt: its own, and those of every
     run bound to it or claiming it (rule 2: a claim by the executor counts).
     One query, through the indexes on a run's attempt and claimed attempt."""
-    ids: dict[object, dict[tuple[str, str], None]] = defaultdict(dict)
+    ids: dict[uuid.UUID, dict[tuple[str, str], None]] = defaultdict(dict)
     for attempt in attempts:
         if attempt.native_task_id:
             ids[attempt.id][(TASK, attempt.native_task_id)] = None
@@ -65,9 +66,10 @@ def linked_native_ids(attempts: list[Attempt]) -> dict[object, tuple[tuple[str, 
         rows = NativeRun.objects.filter(Q(attempt_id__in=wanted) | Q(claimed_attempt_id__in=wanted)).values_list(
             "attempt_id", "claimed_attempt_id", "native_task_id", "native_run_id"
         )
-        wanted_set = set(wanted)
+        wanted_set: set[uuid.UUID | None] = set(wanted)
         for bound_to, claimed, native_task_id, native_run_id in rows:
             for attempt_id in {bound_to, claimed} & wanted_set:
+                assert attempt_id is not None  # only wanted ids are left
                 ids[attempt_id][(TASK, native_task_id)] = None
                 ids[attempt_id][(RUN, native_run_id)] = None
     return {attempt_id: tuple(pairs) for attempt_id, pairs in ids.items()}
@@ -99,14 +101,19 @@ def agents_by_name(tasks: list[PlanningTask], attempts: list[Attempt]) -> dict[s
 
 
 def facts_for_new_attempt(
-    tasks: list[PlanningTask], currents: dict[int, Attempt]
+    tasks: list[PlanningTask],
+    currents: dict[int, Attempt],
+    *,
+    native: dict[uuid.UUID, tuple[tuple[str, str], ...]] | None = None,
 ) -> tuple[dict[int, tuple[TaskFacts, list[AttemptFacts]]], dict[str, Agent]]:
     """What a launch, rerun or retry decides on: each task, its current
-    attempt (with every native id it would retire) and, when it has none
+    attempt (with every native id it would retire: ``native`` when the
+    caller read them with its locks, else read here) and, when it has none
     (only imported history), its latest attempt for the frozen assignee;
     and the agents those facts name, by name."""
     latest = latest_attempts([t.id for t in tasks if t.id not in currents])
-    native = linked_native_ids(list(currents.values()))
+    if native is None:
+        native = linked_native_ids(list(currents.values()))
     out: dict[int, tuple[TaskFacts, list[AttemptFacts]]] = {}
     for task in tasks:
         attempts: list[AttemptFacts] = []

@@ -27,9 +27,7 @@ from .base import (
     attempt_status_set,
     deferred_plan_refresh,
     lock_current_attempt,
-    lock_current_attempts,
     lock_task,
-    lock_tasks,
     save_task,
     set_failure,
 )
@@ -41,6 +39,7 @@ from .facts import (
     linked_native_ids,
     task_facts,
 )
+from .locks import lock_current_attempts, lock_tasks
 
 MAX_BULK_RERUN = 500
 
@@ -169,7 +168,7 @@ def _rerun(
         else idempotency.fingerprint("rerun_many", {"tasks": sorted(slugs), "plan": plan_id, **flags})
     )
     with transaction.atomic(), deferred_plan_refresh():
-        tasks = lock_tasks(slug__in=slugs)
+        tasks = lock_tasks(slugs=slugs)
         now = timezone.now()
         by_slug = {t.slug: t for t in tasks}
         missing = [s for s in slugs if s not in by_slug]
@@ -188,8 +187,9 @@ def _rerun(
             )
         if replay := idempotency.lookup(tasks, slugs, idempotency_key, print_, now):
             return replay
-        currents = lock_current_attempts(tasks)
-        facts, agents = facts_for_new_attempt(tasks, currents)
+        locked = lock_current_attempts(tasks)
+        currents = locked.attempts
+        facts, agents = facts_for_new_attempt(tasks, currents, native=locked.native)
         if explicit is not None:
             agents[explicit.name] = explicit
         decisions = {

@@ -20,16 +20,19 @@ def _rerun(task, **kwargs):
     return len(queries.captured_queries)
 
 
-def test_rerun_of_a_bound_attempt_takes_six_statements_and_appends_its_facts_in_order():
+def test_rerun_of_a_bound_attempt_takes_five_statements_and_appends_its_facts_in_order():
     task = TaskFactory()
     old = fail_current(task, native_run_id="nr-1")
     last_id = Event.objects.order_by("-id").values_list("id", flat=True).first()
 
     with CaptureQueriesContext(connection) as queries:
         services.task_rerun(slug=task.slug, actor="operator", reason="again")
-    # BEGIN, the task lock, the attempt lock, the bound runs, one write, COMMIT
-    assert len(queries.captured_queries) == 6
-    write = queries.captured_queries[4]["sql"]
+    # BEGIN, the task lock (no join), the attempt lock with the task's
+    # relations and the bound runs, one write, COMMIT
+    assert len(queries.captured_queries) == 5
+    lock, currents, write = (q["sql"] for q in queries.captured_queries[1:4])
+    assert " JOIN " not in lock and lock.endswith("FOR UPDATE")
+    assert "FOR UPDATE" in currents and "retries_nativerun" in currents
     # retire, supersede, insert the attempt, move the task, append the facts
     assert write.startswith('WITH w0 AS (INSERT INTO "retries_retirednativeid"')
     assert [
@@ -64,13 +67,13 @@ def test_rerun_of_a_bound_attempt_takes_six_statements_and_appends_its_facts_in_
 
 def test_rerun_of_an_attempt_that_never_ran_still_retires_what_claimed_it():
     """No native id on the attempt, but a run may have claimed it (rule 2:
-    a claim counts), so the runs query stays; nothing to retire: still one
-    write, so 6 statements."""
+    a claim counts), so the runs are still read with the attempt; nothing to
+    retire: still one write, so 5 statements."""
     task = TaskFactory()
     launch(task)
     services.task_cancel(slug=task.slug, actor="operator", reason="stop")
 
-    assert _rerun(task) == 6
+    assert _rerun(task) == 5
     assert not RetiredNativeId.objects.filter(task=task).exists()
 
 
