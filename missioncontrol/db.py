@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from functools import cache
 
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models.fields.related import RelatedField
@@ -73,9 +74,20 @@ def _update_rows_sql(rows: Sequence[models.Model], fields: Sequence[str]) -> tup
     ``{after}`` where a caller may add a condition; ``None`` where the
     columns can't go in as arrays (the ORM's ``bulk_update`` does it)."""
     model = type(rows[0])
+    built = _update_sql_of(model, tuple(fields), connection.vendor)
+    if built is None:
+        return None
+    sql, columns = built
+    return sql, [_column(f, rows) for f in columns]
+
+
+@cache
+def _update_sql_of(
+    model: type[models.Model], fields: tuple[str, ...], vendor: str
+) -> tuple[str, list[models.Field]] | None:
     meta = model._meta
     concrete = [_concrete(meta, name) for name in fields]
-    if connection.vendor != "postgresql" or not all(_unnestable(f) for f in concrete):
+    if vendor != "postgresql" or not all(_unnestable(f) for f in concrete):
         return None
     pk = meta.pk
     quote = connection.ops.quote_name
@@ -88,7 +100,7 @@ def _update_rows_sql(rows: Sequence[models.Model], fields: Sequence[str]) -> tup
         f" FROM unnest({', '.join(casts)}) AS v({', '.join(names)})"
         f" WHERE t.{names[0]} = v.{names[0]} AND {{after}}"
     )
-    return sql, [_column(f, rows) for f in columns]
+    return sql, columns
 
 
 def unique_or_none(queryset: models.QuerySet):
@@ -236,7 +248,18 @@ def _insert_sql(
     returning: Sequence[models.Field] = (),
 ) -> str:
     """``INSERT … SELECT FROM unnest`` of one array per field, with
-    ``{after}`` where a condition may go (see ``Writes``)."""
+    ``{after}`` where a condition may go (see ``Writes``); built once per
+    shape (building it was a tenth of a rerun's Python)."""
+    return _insert_sql_of(model, tuple(fields), ignore_conflicts, tuple(returning))
+
+
+@cache
+def _insert_sql_of(
+    model: type[models.Model],
+    fields: tuple[models.Field, ...],
+    ignore_conflicts: bool,
+    returning: tuple[models.Field, ...],
+) -> str:
     quote = connection.ops.quote_name
     return (
         f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(column_name(f)) for f in fields)})"
