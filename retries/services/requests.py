@@ -10,7 +10,7 @@ from collections import Counter
 from django.db import transaction
 from django.utils import timezone
 
-from missioncontrol.errors import ServiceError, invalid
+from missioncontrol.errors import ServiceError, invalid, not_found
 from planning.ledger import ATTEMPT_STATUS_EVENTS, TASK_STATUS_EVENTS, ledger_append, ledger_batch
 from planning.models import Event, PlanningTask
 from planning.services import agent_get, task_status_set
@@ -58,12 +58,16 @@ def task_launch(*, slug: str, actor: str, idempotency_key: str | None = None) ->
     """From draft: create attempt 1 (``decide_launch``)."""
     print_ = idempotency.fingerprint("launch", {})
     with transaction.atomic():
-        task = lock_task(slug=slug)
+        tasks = lock_tasks(slugs=[slug])
+        if not tasks:
+            raise not_found("task", slug)
+        (task,) = tasks
         now = timezone.now()
         if replay := idempotency.lookup([task], [slug], idempotency_key, print_, now):
             return replay[0]
-        current = lock_current_attempt(task)
-        facts, agents = facts_for_new_attempt([task], {task.id: current} if current else {})
+        locked = lock_current_attempts([task])
+        current = locked.attempts.get(task.id)
+        facts, agents = facts_for_new_attempt([task], locked.attempts, native=locked.native)
         decision = decide_launch(*facts[task.id])
         if isinstance(decision, Refusal):
             raise refusal_error(decision)
