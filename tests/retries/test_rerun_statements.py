@@ -35,23 +35,16 @@ def test_rerun_of_a_bound_attempt_takes_five_statements_and_appends_its_facts_in
     assert "FOR UPDATE" in currents and "retries_nativerun" in currents
     # retire, supersede, insert the attempt, move the task, append the facts
     assert write.startswith('WITH w0 AS (INSERT INTO "retries_retirednativeid"')
-    assert [
-        write.index(t)
-        for t in (
+    order = [
+        write.index(part)
+        for part in (
             'UPDATE "retries_attempt"',
             'INSERT INTO "retries_attempt"',
             'UPDATE "planning_planningtask"',
             'INSERT INTO "planning_event"',
         )
-    ] == sorted(
-        write.index(t)
-        for t in (
-            'UPDATE "retries_attempt"',
-            'INSERT INTO "retries_attempt"',
-            'UPDATE "planning_planningtask"',
-            'INSERT INTO "planning_event"',
-        )
-    )
+    ]
+    assert order == sorted(order)
 
     new = Attempt.objects.get(task=task, superseded_at__isnull=True)
     facts = list(Event.objects.filter(id__gt=last_id).order_by("id").values_list("type", "attempt_id", "data"))
