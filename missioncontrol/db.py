@@ -209,3 +209,27 @@ def bulk_insert_new_keys(rows: Sequence[models.Model], key: Sequence[str]) -> bo
             row._state.adding = False
             row._state.db = connection.alias
     return len(inserted) == len(rows)
+
+
+def select_columns(model: type[models.Model], alias: str) -> tuple[str, list[models.Field]]:
+    """``alias.col, …`` of every concrete field, for a raw ``SELECT`` whose
+    rows ``models_from_rows`` turns back into instances."""
+    quote = connection.ops.quote_name
+    fields = list(model._meta.concrete_fields)
+    return ", ".join(f"{alias}.{quote(column_name(f))}" for f in fields), fields
+
+
+def models_from_rows(model: type[models.Model], fields: Sequence[models.Field], rows: Sequence[Sequence]) -> list:
+    """Instances from raw rows of ``select_columns``: what the ORM builds,
+    without compiling the query each time (a lock by key compiled for
+    longer than PostgreSQL took to run it). A raw cursor skips the fields'
+    converters, so they are applied here (JSON arrives as text)."""
+    attnames = [f.attname for f in fields]
+    converters = [(i, f.from_db_value) for i, f in enumerate(fields) if hasattr(f, "from_db_value")]
+    out = []
+    for row in rows:
+        values = list(row)
+        for i, convert in converters:
+            values[i] = convert(values[i], None, connection)
+        out.append(model.from_db(connection.alias, attnames, values))
+    return out

@@ -15,7 +15,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from missioncontrol.db import bulk_insert_new_keys, bulk_update_unnest, unique_or_none
@@ -33,6 +32,7 @@ from ..decisions import (
     run_status_move,
 )
 from ..models import Attempt, NativeRun, RetiredNativeId
+from . import report_reads as reads
 from .attempts import retire_native_ids
 from .base import (
     AS,
@@ -97,29 +97,13 @@ def _read_known(reports: list[RunReport], runs: dict[tuple[str, str], NativeRun]
     claimed_ids = {r.attempt_id for r in reports if r.attempt_id is not None} | {
         run.claimed_attempt_id for run in runs.values() if run.claimed_attempt_id is not None
     }
-    claimed = {}
-    if claimed_ids:
-        for row in Attempt.objects.filter(id__in=claimed_ids).values(
-            "id", "task_id", "number", "superseded_at", "superseded_by__number", "superseded_by__requested_by"
-        ):
-            claimed[row["id"]] = ClaimedAttempt(
-                id=row["id"],
-                task_id=row["task_id"],
-                number=row["number"],
-                superseded_at=row["superseded_at"],
-                superseded_by_number=row["superseded_by__number"],
-                superseded_by_actor=row["superseded_by__requested_by"],
-            )
     native_task_ids = {r.native_task_id for r in reports} | {run.native_task_id for run in runs.values()}
     native_run_ids = {r.native_run_id for r in reports}
-    retired = {
-        (kind, value): RetiredId(kind, value, number, at)
-        for kind, value, number, at in RetiredNativeId.objects.filter(
-            Q(kind=RetiredNativeId.Kind.TASK, value__in=native_task_ids)
-            | Q(kind=RetiredNativeId.Kind.RUN, value__in=native_run_ids)
-        ).values_list("kind", "value", "attempt__number", "retired_at")
-    }
-    return _Known(claimed=claimed, retired=retired, retire_rows=[])
+    return _Known(
+        claimed=reads.read_claimed(claimed_ids),
+        retired=reads.read_retired(native_task_ids, native_run_ids),
+        retire_rows=[],
+    )
 
 
 def _bind(
@@ -359,42 +343,11 @@ def _custom_plans() -> None:
             cursor.execute("SET LOCAL plan_cache_mode = force_custom_plan")
 
 
-def _lock_runs(reports: list[RunReport]) -> dict[tuple[str, str], NativeRun]:
-    run_ids_by_executor: dict[str, set[str]] = defaultdict(set)
-    for r in reports:
-        run_ids_by_executor[r.executor].add(r.native_run_id)
-    runs_q = Q()
-    for executor, run_ids in sorted(run_ids_by_executor.items()):
-        runs_q |= Q(executor=executor, native_run_id__in=sorted(run_ids))
-    return {
-        (run.executor, run.native_run_id): run
-        for run in NativeRun.objects.select_for_update(of=("self",))
-        .filter(runs_q)
-        .order_by("executor", "native_run_id")
-    }
-
-
 def _report_batch_locked(reports: list[RunReport], *, actor: str) -> list[tuple[NativeRun, bool]]:
-    slugs = sorted({r.task for r in reports if r.task})
-    # Locked by slug in id order, in one statement with no join.
-    tasks = (
-        {t.id: t for t in PlanningTask.objects.select_for_update(of=("self",)).filter(slug__in=slugs).order_by("id")}
-        if slugs
-        else {}
-    )
+    tasks = reads.lock_tasks(sorted({r.task for r in reports if r.task}))
     ids = {t.slug: t.id for t in tasks.values()}
-    task_ids = sorted(tasks)
-    currents = (
-        {
-            a.task_id: a
-            for a in Attempt.objects.select_for_update(of=("self",))
-            .filter(task_id__in=task_ids, superseded_at__isnull=True)
-            .order_by("task_id")
-        }
-        if task_ids
-        else {}
-    )
-    runs = _lock_runs(reports)
+    currents = reads.lock_currents(sorted(tasks))
+    runs = reads.lock_runs((r.executor, r.native_run_id) for r in reports)
     # Only a run still to be bound needs the claimed attempts and retired
     # ids: a report on a bound or rejected run (most of them) reads neither.
     binding = [
