@@ -306,6 +306,32 @@ def native_run_report(*, report: RunReport, actor: str) -> tuple[NativeRun, bool
     return native_run_report_batch(reports=[report], actor=actor)[0]
 
 
+# The (executor, native_run_id) of runs this process has seen exist. Only
+# the single report path reads it, to decide whether a report is worth the
+# heartbeat statement first (``heartbeats.native_run_report_one``): for a
+# run never seen here it is a wasted round trip, the run being most likely
+# new. A stale entry (a run deleted, a rolled-back batch) costs only that
+# statement again; a run another process made takes the full path once.
+_KNOWN_MAX = 100_000
+_known_runs: dict[tuple[str, str], None] = {}
+
+
+def _remember_runs(results: list[tuple[NativeRun, bool]]) -> None:
+    if len(_known_runs) >= _KNOWN_MAX:
+        _known_runs.clear()
+    for run, _ in results:
+        _known_runs[(run.executor, run.native_run_id)] = None
+
+
+def run_known(executor: str, native_run_id: str) -> bool:
+    """Whether this process has seen the run exist (a hint, see above)."""
+    return (executor, native_run_id) in _known_runs
+
+
+def known_runs_clear() -> None:
+    _known_runs.clear()
+
+
 class _RunKeyTaken(Exception):
     """A concurrent transaction inserted one of the batch's new native runs."""
 
@@ -323,7 +349,9 @@ def native_run_report_batch(*, reports: list[RunReport], actor: str) -> list[tup
         for _ in range(3):
             try:
                 with deferred_plan_refresh():
-                    return _report_batch_locked(reports, actor=actor)
+                    results = _report_batch_locked(reports, actor=actor)
+                _remember_runs(results)
+                return results
             except _RunKeyTaken:
                 # A concurrent batch committed one of our new runs. Nothing
                 # was written yet (new runs are inserted first); the next
