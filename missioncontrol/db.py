@@ -10,6 +10,7 @@ rows × fields but with rows + fields.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 
@@ -66,16 +67,31 @@ def bulk_update_unnest(rows: Sequence[models.Model], fields: Sequence[str]) -> N
     if not rows or not fields:
         return
     model = type(rows[0])
-    meta = model._meta
-    concrete = [_concrete(meta, name) for name in fields]
-    if connection.vendor != "postgresql" or not all(_unnestable(f) for f in concrete):
+    statement = _update_statement(model, tuple(fields), connection.vendor)
+    if statement is None:
         model._default_manager.bulk_update(rows, list(fields))
         return
+    sql, columns = statement
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [_column(f, rows) for f in columns])
+
+
+@functools.lru_cache(maxsize=512)
+def _update_statement(
+    model: type[models.Model], fields: tuple[str, ...], vendor: str
+) -> tuple[str, list[models.Field]] | None:
+    """The ``UPDATE … FROM unnest`` of these fields and the columns its
+    arrays hold, built once per model and fields (building it, the column
+    types above all, cost a single report more than its UPDATE took);
+    None where the ORM has to write them."""
+    meta = model._meta
+    concrete = [_concrete(meta, name) for name in fields]
+    if vendor != "postgresql" or not all(_unnestable(f) for f in concrete):
+        return None
     pk = meta.pk
     quote = connection.ops.quote_name
     columns = [pk, *concrete]
     casts = [_array_cast(f) for f in columns]
-    arrays = [_column(f, rows) for f in columns]
     names = [quote(column_name(f)) for f in columns]
     assignments = ", ".join(f"{name} = v.{name}" for name in names[1:])
     sql = (
@@ -83,8 +99,7 @@ def bulk_update_unnest(rows: Sequence[models.Model], fields: Sequence[str]) -> N
         f" FROM unnest({', '.join(casts)}) AS v({', '.join(names)})"
         f" WHERE t.{names[0]} = v.{names[0]}"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, arrays)
+    return sql, columns
 
 
 def unique_or_none(queryset: models.QuerySet):
@@ -162,16 +177,27 @@ def _insert_arrays(
 ) -> list[tuple]:
     """``INSERT … SELECT FROM unnest`` of one prepared array per field;
     the ``returning`` columns of the inserted rows."""
+    sql = _insert_statement(model, tuple(fields), ignore_conflicts, tuple(returning))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, arrays)
+        return cursor.fetchall() if returning else []
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_statement(
+    model: type[models.Model],
+    fields: tuple[models.Field, ...],
+    ignore_conflicts: bool,
+    returning: tuple[models.Field, ...],
+) -> str:
+    """Built once per shape, as ``_update_statement``."""
     quote = connection.ops.quote_name
-    sql = (
+    return (
         f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(column_name(f)) for f in fields)})"
         f" SELECT * FROM unnest({', '.join(_array_cast(f) for f in fields)})"
         + (" ON CONFLICT DO NOTHING" if ignore_conflicts else "")
         + (f" RETURNING {', '.join(quote(column_name(f)) for f in returning)}" if returning else "")
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, arrays)
-        return cursor.fetchall() if returning else []
 
 
 def bulk_insert_new_keys(rows: Sequence[models.Model], key: Sequence[str]) -> bool:
