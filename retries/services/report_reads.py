@@ -35,8 +35,7 @@ class _Statements:
     attempt_fields: list
     runs: str
     run_fields: list
-    claimed: str
-    retired: str
+    known: str
 
 
 @functools.cache
@@ -73,15 +72,17 @@ def _statements() -> _Statements:
             f" ORDER BY r.{col(NativeRun, 'executor')}, r.{col(NativeRun, 'native_run_id')} FOR UPDATE OF r"
         ),
         run_fields=run_fields,
-        claimed=(
-            f"SELECT a.{col(Attempt, 'id')}, a.{col(Attempt, 'task')}, a.{col(Attempt, 'number')},"
-            f" a.{col(Attempt, 'superseded_at')}, s.{col(Attempt, 'number')}, s.{col(Attempt, 'requested_by')}"
+        # The attempts reports claim, with who superseded them, and the
+        # retired ids among the native ids: one round trip, the first
+        # column telling the rows apart (a retired id's kind, or "claimed").
+        known=(
+            f"SELECT 'claimed', a.{col(Attempt, 'id')}::text, a.{col(Attempt, 'task')}, a.{col(Attempt, 'number')},"
+            f" a.{col(Attempt, 'superseded_at')}, s.{col(Attempt, 'number')}, s.{col(Attempt, 'requested_by')}::text"
             f" FROM {attempts_t} a LEFT JOIN {attempts_t} s ON s.{col(Attempt, 'id')} = a.{col(Attempt, 'superseded_by')}"
             f" WHERE a.{col(Attempt, 'id')} = ANY(%s::uuid[])"
-        ),
-        retired=(
-            f"SELECT x.{col(RetiredNativeId, 'kind')}, x.{col(RetiredNativeId, 'value')}, a.{col(Attempt, 'number')},"
-            f" x.{col(RetiredNativeId, 'retired_at')}"
+            f" UNION ALL"
+            f" SELECT x.{col(RetiredNativeId, 'kind')}::text, x.{col(RetiredNativeId, 'value')}::text, NULL,"
+            f" a.{col(Attempt, 'number')}, x.{col(RetiredNativeId, 'retired_at')}, NULL, NULL"
             f" FROM {retired_t} x JOIN {attempts_t} a ON a.{col(Attempt, 'id')} = x.{col(RetiredNativeId, 'attempt')}"
             f" WHERE (x.{col(RetiredNativeId, 'kind')} = %s::text AND x.{col(RetiredNativeId, 'value')} = ANY(%s::text[]))"
             f" OR (x.{col(RetiredNativeId, 'kind')} = %s::text AND x.{col(RetiredNativeId, 'value')} = ANY(%s::text[]))"
@@ -138,37 +139,41 @@ def lock_runs(keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], NativeRu
     return {(r.executor, r.native_run_id): r for r in models_from_rows(NativeRun, s.run_fields, rows)}
 
 
-def read_claimed(ids: set[uuid.UUID]) -> dict[uuid.UUID, ClaimedAttempt]:
-    """The attempts that reports claim, with who superseded them."""
-    if not ids:
-        return {}
+def read_known(
+    claimed_ids: set[uuid.UUID], native_task_ids: set[str], native_run_ids: set[str]
+) -> tuple[dict[uuid.UUID, ClaimedAttempt], dict[tuple[str, str], RetiredId]]:
+    """The attempts that reports claim, with who superseded them, and the
+    retired ids among these native task and run ids."""
+    task_kind, run_kind = str(RetiredNativeId.Kind.TASK), str(RetiredNativeId.Kind.RUN)
+    claimed: dict[uuid.UUID, ClaimedAttempt] = {}
+    retired: dict[tuple[str, str], RetiredId] = {}
     if connection.vendor != "postgresql":
-        rows = Attempt.objects.filter(id__in=ids).values_list(
-            "id", "task_id", "number", "superseded_at", "superseded_by__number", "superseded_by__requested_by"
-        )
+        rows: list[tuple] = [
+            ("claimed", *row)
+            for row in Attempt.objects.filter(id__in=claimed_ids).values_list(
+                "id", "task_id", "number", "superseded_at", "superseded_by__number", "superseded_by__requested_by"
+            )
+        ]
+        rows += [
+            (kind, value, None, number, at, None, None)
+            for kind, value, number, at in RetiredNativeId.objects.filter(
+                Q(kind=task_kind, value__in=native_task_ids) | Q(kind=run_kind, value__in=native_run_ids)
+            ).values_list("kind", "value", "attempt__number", "retired_at")
+        ]
     else:
-        rows = _fetch(_statements().claimed, [sorted(ids)])
-    return {
-        row[0]: ClaimedAttempt(
-            id=row[0],
-            task_id=row[1],
-            number=row[2],
-            superseded_at=row[3],
-            superseded_by_number=row[4],
-            superseded_by_actor=row[5],
-        )
-        for row in rows
-    }
-
-
-def read_retired(native_task_ids: set[str], native_run_ids: set[str]) -> dict[tuple[str, str], RetiredId]:
-    """The retired ids among these native task and run ids."""
-    task_kind, run_kind = RetiredNativeId.Kind.TASK, RetiredNativeId.Kind.RUN
-    if connection.vendor != "postgresql":
-        rows = RetiredNativeId.objects.filter(
-            Q(kind=task_kind, value__in=native_task_ids) | Q(kind=run_kind, value__in=native_run_ids)
-        ).values_list("kind", "value", "attempt__number", "retired_at")
-    else:
-        params = [str(task_kind), sorted(native_task_ids), str(run_kind), sorted(native_run_ids)]
-        rows = _fetch(_statements().retired, params)
-    return {(kind, value): RetiredId(kind, value, number, at) for kind, value, number, at in rows}
+        params = [sorted(claimed_ids), task_kind, sorted(native_task_ids), run_kind, sorted(native_run_ids)]
+        rows = _fetch(_statements().known, params)
+    for kind, key, task_id, number, at, by_number, by_actor in rows:
+        if kind == "claimed":
+            attempt_id = key if isinstance(key, uuid.UUID) else uuid.UUID(key)
+            claimed[attempt_id] = ClaimedAttempt(
+                id=attempt_id,
+                task_id=task_id,
+                number=number,
+                superseded_at=at,
+                superseded_by_number=by_number,
+                superseded_by_actor=by_actor,
+            )
+        else:
+            retired[(kind, key)] = RetiredId(kind, key, number, at)
+    return claimed, retired

@@ -99,11 +99,8 @@ def _read_known(reports: list[RunReport], runs: dict[tuple[str, str], NativeRun]
     }
     native_task_ids = {r.native_task_id for r in reports} | {run.native_task_id for run in runs.values()}
     native_run_ids = {r.native_run_id for r in reports}
-    return _Known(
-        claimed=reads.read_claimed(claimed_ids),
-        retired=reads.read_retired(native_task_ids, native_run_ids),
-        retire_rows=[],
-    )
+    claimed, retired = reads.read_known(claimed_ids, native_task_ids, native_run_ids)
+    return _Known(claimed=claimed, retired=retired, retire_rows=[])
 
 
 def _bind(
