@@ -49,10 +49,7 @@ class NativeRunViewSet(mixins.ListModelMixin, ApiViewSet):
         report = run_report(s.report_data(request.data))
         check_report_as(request.user, [report.executor])
         # Most reports only say "still running": one statement, no locks.
-        heartbeat = services.native_run_heartbeat(report=report, actor=self.actor)
-        if heartbeat is not None:
-            return Response(s.run_body(heartbeat.run), status=200)
-        run, created = services.native_run_report(report=report, actor=self.actor)
+        run, created = services.native_run_report_one(report=report, actor=self.actor)
         return Response(s.run_body(run), status=201 if created else 200)
 
     @extend_schema(

@@ -25,11 +25,17 @@ from .automatic import (
     task_sync_with_attempt,
 )
 from .base import AttemptResult, deferred_plan_refresh
-from .heartbeats import Heartbeat, native_run_heartbeat
+from .heartbeats import Heartbeat, native_run_heartbeat, native_run_report_one
 from .idempotency import idempotency_keys_expire
 from .phases import attempt_record_phase
 from .previews import ActionPreview, TaskPagePreviews, task_page_previews, task_repair_previews, task_rerun_previews
-from .reports import RunReport, native_run_report, native_run_report_batch, native_run_try_bind
+from .reports import (
+    RunReport,
+    known_runs_clear,
+    native_run_report,
+    native_run_report_batch,
+    native_run_try_bind,
+)
 from .requests import MAX_BULK_RERUN, task_cancel, task_launch, task_repair, task_rerun, task_rerun_many
 
 __all__ = [
@@ -45,9 +51,11 @@ __all__ = [
     "attempt_record_phase",
     "deferred_plan_refresh",
     "idempotency_keys_expire",
+    "known_runs_clear",
     "native_run_heartbeat",
     "native_run_report",
     "native_run_report_batch",
+    "native_run_report_one",
     "native_run_try_bind",
     "task_cancel",
     "task_launch",

@@ -32,7 +32,7 @@ from django.utils import timezone
 from missioncontrol.db import column_name
 
 from ..models import Attempt, NativeRun
-from .reports import RunReport
+from .reports import RunReport, native_run_report, run_known
 
 B = NativeRun.Binding
 
@@ -128,3 +128,17 @@ def native_run_heartbeat(*, report: RunReport, actor: str) -> Heartbeat | None:
     if due:
         run.last_seen_at = now
     return Heartbeat(run=run, written=bool(due))
+
+
+def native_run_report_one(*, report: RunReport, actor: str) -> tuple[NativeRun, bool]:
+    """One report through the cheapest path that applies: the heartbeat
+    statement for a run this process has seen, the full path
+    (``native_run_report``) otherwise or when it is more than a heartbeat.
+    Returns (run, created). A heartbeat of a run this process has not seen
+    yet takes the full path, which answers and records it the same way
+    (it moves the same times, without coalescing) and makes the run known."""
+    if run_known(report.executor, report.native_run_id):
+        heartbeat = native_run_heartbeat(report=report, actor=actor)
+        if heartbeat is not None:
+            return heartbeat.run, False
+    return native_run_report(report=report, actor=actor)

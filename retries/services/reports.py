@@ -15,7 +15,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from missioncontrol.db import bulk_insert_new_keys, bulk_update_unnest, unique_or_none
@@ -33,6 +32,7 @@ from ..decisions import (
     run_status_move,
 )
 from ..models import Attempt, NativeRun, RetiredNativeId
+from . import report_reads as reads
 from .attempts import retire_native_ids
 from .base import (
     AS,
@@ -97,28 +97,9 @@ def _read_known(reports: list[RunReport], runs: dict[tuple[str, str], NativeRun]
     claimed_ids = {r.attempt_id for r in reports if r.attempt_id is not None} | {
         run.claimed_attempt_id for run in runs.values() if run.claimed_attempt_id is not None
     }
-    claimed = {}
-    if claimed_ids:
-        for row in Attempt.objects.filter(id__in=claimed_ids).values(
-            "id", "task_id", "number", "superseded_at", "superseded_by__number", "superseded_by__requested_by"
-        ):
-            claimed[row["id"]] = ClaimedAttempt(
-                id=row["id"],
-                task_id=row["task_id"],
-                number=row["number"],
-                superseded_at=row["superseded_at"],
-                superseded_by_number=row["superseded_by__number"],
-                superseded_by_actor=row["superseded_by__requested_by"],
-            )
     native_task_ids = {r.native_task_id for r in reports} | {run.native_task_id for run in runs.values()}
     native_run_ids = {r.native_run_id for r in reports}
-    retired = {
-        (kind, value): RetiredId(kind, value, number, at)
-        for kind, value, number, at in RetiredNativeId.objects.filter(
-            Q(kind=RetiredNativeId.Kind.TASK, value__in=native_task_ids)
-            | Q(kind=RetiredNativeId.Kind.RUN, value__in=native_run_ids)
-        ).values_list("kind", "value", "attempt__number", "retired_at")
-    }
+    claimed, retired = reads.read_known(claimed_ids, native_task_ids, native_run_ids)
     return _Known(claimed=claimed, retired=retired, retire_rows=[])
 
 
@@ -322,6 +303,32 @@ def native_run_report(*, report: RunReport, actor: str) -> tuple[NativeRun, bool
     return native_run_report_batch(reports=[report], actor=actor)[0]
 
 
+# The (executor, native_run_id) of runs this process has seen exist. Only
+# the single report path reads it, to decide whether a report is worth the
+# heartbeat statement first (``heartbeats.native_run_report_one``): for a
+# run never seen here it is a wasted round trip, the run being most likely
+# new. A stale entry (a run deleted, a rolled-back batch) costs only that
+# statement again; a run another process made takes the full path once.
+_KNOWN_MAX = 100_000
+_known_runs: dict[tuple[str, str], None] = {}
+
+
+def _remember_runs(results: list[tuple[NativeRun, bool]]) -> None:
+    if len(_known_runs) >= _KNOWN_MAX:
+        _known_runs.clear()
+    for run, _ in results:
+        _known_runs[(run.executor, run.native_run_id)] = None
+
+
+def run_known(executor: str, native_run_id: str) -> bool:
+    """Whether this process has seen the run exist (a hint, see above)."""
+    return (executor, native_run_id) in _known_runs
+
+
+def known_runs_clear() -> None:
+    _known_runs.clear()
+
+
 class _RunKeyTaken(Exception):
     """A concurrent transaction inserted one of the batch's new native runs."""
 
@@ -339,7 +346,9 @@ def native_run_report_batch(*, reports: list[RunReport], actor: str) -> list[tup
         for _ in range(3):
             try:
                 with deferred_plan_refresh():
-                    return _report_batch_locked(reports, actor=actor)
+                    results = _report_batch_locked(reports, actor=actor)
+                _remember_runs(results)
+                return results
             except _RunKeyTaken:
                 # A concurrent batch committed one of our new runs. Nothing
                 # was written yet (new runs are inserted first); the next
@@ -359,42 +368,11 @@ def _custom_plans() -> None:
             cursor.execute("SET LOCAL plan_cache_mode = force_custom_plan")
 
 
-def _lock_runs(reports: list[RunReport]) -> dict[tuple[str, str], NativeRun]:
-    run_ids_by_executor: dict[str, set[str]] = defaultdict(set)
-    for r in reports:
-        run_ids_by_executor[r.executor].add(r.native_run_id)
-    runs_q = Q()
-    for executor, run_ids in sorted(run_ids_by_executor.items()):
-        runs_q |= Q(executor=executor, native_run_id__in=sorted(run_ids))
-    return {
-        (run.executor, run.native_run_id): run
-        for run in NativeRun.objects.select_for_update(of=("self",))
-        .filter(runs_q)
-        .order_by("executor", "native_run_id")
-    }
-
-
 def _report_batch_locked(reports: list[RunReport], *, actor: str) -> list[tuple[NativeRun, bool]]:
-    slugs = sorted({r.task for r in reports if r.task})
-    # Locked by slug in id order, in one statement with no join.
-    tasks = (
-        {t.id: t for t in PlanningTask.objects.select_for_update(of=("self",)).filter(slug__in=slugs).order_by("id")}
-        if slugs
-        else {}
-    )
+    tasks = reads.lock_tasks(sorted({r.task for r in reports if r.task}))
     ids = {t.slug: t.id for t in tasks.values()}
-    task_ids = sorted(tasks)
-    currents = (
-        {
-            a.task_id: a
-            for a in Attempt.objects.select_for_update(of=("self",))
-            .filter(task_id__in=task_ids, superseded_at__isnull=True)
-            .order_by("task_id")
-        }
-        if task_ids
-        else {}
-    )
-    runs = _lock_runs(reports)
+    currents = reads.lock_currents(sorted(tasks))
+    runs = reads.lock_runs((r.executor, r.native_run_id) for r in reports)
     # Only a run still to be bound needs the claimed attempts and retired
     # ids: a report on a bound or rejected run (most of them) reads neither.
     binding = [

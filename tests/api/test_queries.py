@@ -91,10 +91,15 @@ def test_the_statements_of_a_single_report(task):
         assert response.status_code in (200, 201), response.content
         return [q["sql"].split()[0] for q in queries.captured_queries]
 
+    # Runs seen by earlier tests of this process would count as known.
+    from retries.services import known_runs_clear
+
+    known_runs_clear()
     new = post("running")
-    # heartbeat try, BEGIN, lock tasks, attempts, runs, claimed+retired ids,
-    # INSERT run, UPDATE attempt, UPDATE task, ledger INSERT, COMMIT
-    assert len(new) <= 12, new
+    # A run this process has not seen skips the heartbeat try: BEGIN, lock
+    # tasks, attempts, runs, claimed attempts with retired ids, INSERT run, UPDATE
+    # attempt, UPDATE task, ledger INSERT, COMMIT
+    assert len(new) <= 10 and "WITH" not in new, new
     Attempt.objects.filter(id=attempt.id).update(last_heartbeat_at=None)
     from retries.models import NativeRun
 

@@ -128,6 +128,31 @@ def test_the_api_answers_a_heartbeat_as_the_full_path_would(running):
     assert a == b
 
 
+def test_a_heartbeat_of_a_run_this_process_has_not_seen_takes_the_full_path_once(running):
+    """Another process made the run (here: the cache is emptied): the report
+    is applied by the full path, answered alike, and the next one is the
+    heartbeat statement alone."""
+    task, attempt = running
+    key = api_token_create(username="executor", role="executor", executors=TEST_EXECUTORS).key
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    client.post("/api/v1/native-runs/", body(task), format="json")  # reported_by moves: the full path
+    services.known_runs_clear()
+    events = Event.objects.count()
+    with CaptureQueriesContext(connection) as full:
+        first = client.post("/api/v1/native-runs/", body(task), format="json")
+    age("r1", attempt, 30)
+    with CaptureQueriesContext(connection) as beat:
+        second = client.post("/api/v1/native-runs/", body(task), format="json")
+    assert first.status_code == second.status_code == 200
+    assert "WITH" not in [q["sql"].split()[0] for q in full.captured_queries]
+    assert [q["sql"].split()[0] for q in beat.captured_queries] == ["WITH"]
+    assert Event.objects.count() == events
+    a, b = first.json(), second.json()
+    assert a.pop("last_seen_at") < b.pop("last_seen_at")
+    assert a == b
+
+
 def test_a_stall_is_detected_while_heartbeats_are_coalesced(running):
     """Coalescing never hides a silent run for more than the interval, and
     never fails a run heard from within its timeout."""
