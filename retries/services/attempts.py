@@ -180,9 +180,13 @@ def _retire(writes: Writes, rows: list[tuple]) -> None:
     )
 
 
-def retire_native_ids(rows: list[tuple]) -> None:
+def retire_native_ids(rows: list[tuple], *, writes: Writes | None = None) -> None:
     """``(kind, value, task id, attempt id, retired at)`` rows, as above:
-    for a report whose own claim ties its ids to a superseded attempt."""
+    for a report whose own claim ties its ids to a superseded attempt. With
+    ``writes``, they go in with the caller's other writes."""
+    if writes is not None:
+        _retire(writes, rows)
+        return
     writes = Writes()
     _retire(writes, rows)
     writes.send()

@@ -17,9 +17,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from missioncontrol.db import bulk_insert_new_keys, bulk_update_unnest, unique_or_none
+from missioncontrol.db import Writes, bulk_insert_new_keys, unique_or_none
 from missioncontrol.errors import ServiceError
-from planning.ledger import ledger_append, ledger_batch
+from planning.ledger import ledger_append, ledger_batch, ledger_batch_into
 from planning.models import PlanningTask
 
 from ..decisions import (
@@ -416,15 +416,19 @@ def _report_batch_locked(reports: list[RunReport], *, actor: str) -> list[tuple[
         # New runs first: a key taken meanwhile is found before anything
         # is written, and the round is retried in the same transaction.
         _insert_runs(new_runs)
-        retire_native_ids(known.retire_rows)
-        _bulk_save([runs[k] for k in run_fields], run_fields.values())
+        # Then every other write and the facts in one statement (``Writes``).
+        writes = Writes()
+        retire_native_ids(known.retire_rows, writes=writes)
+        _bulk_save(writes, [runs[k] for k in run_fields], run_fields.values())
         by_attempt = {a.id: a for a in currents.values()}
-        _bulk_save([by_attempt[i] for i in attempt_fields], attempt_fields.values())
+        _bulk_save(writes, [by_attempt[i] for i in attempt_fields], attempt_fields.values())
         for task_id, changed in task_fields.items():
             # A bulk UPDATE does not apply auto_now; save() would.
             tasks[task_id].updated_at = timezone.now()
             changed.append("updated_at")
-        _bulk_save([tasks[i] for i in task_fields], task_fields.values())
+        _bulk_save(writes, [tasks[i] for i in task_fields], task_fields.values())
+        ledger_batch_into(writes)
+        writes.send()
     for snapshot, _, key in results:
         snapshot.pk = runs[key].pk
         snapshot._state.adding = False
@@ -444,10 +448,10 @@ def _insert_runs(new_runs: dict[tuple[str, str], NativeRun]) -> None:
         raise _RunKeyTaken
 
 
-def _bulk_save(rows: list, fields_per_row: Any) -> None:
+def _bulk_save(writes: Writes, rows: list, fields_per_row: Any) -> None:
     """One UPDATE for all rows, of the union of the fields they changed."""
     fields = list(dict.fromkeys(f for fields in fields_per_row for f in fields))
-    bulk_update_unnest(rows, fields)
+    writes.update_rows(rows, fields)
 
 
 def native_run_try_bind(*, run_id: int, actor: str = "system") -> str:
