@@ -64,7 +64,7 @@ def _kind(sql: str) -> str:
         return "WRITES"
     if sql.lstrip().startswith("WITH target AS"):
         return "HEARTBEAT"
-    return sql.split()[0]
+    return sql.split(maxsplit=1)[0]
 
 
 def test_the_statements_of_a_single_report(task):
