@@ -44,13 +44,27 @@ def _unnestable(field: models.Field) -> bool:
     return target.get_internal_type() in connection.data_types and target.get_internal_type() != "JSONField"
 
 
-def _array_cast(field: models.Field) -> str:
-    """The placeholder of one column's array, cast to the column's type
-    without its length: varchar[] takes any length the column takes."""
+def _cast(field: models.Field, one: bool) -> str:
+    """The placeholder of one column's array (or, for one row, its value),
+    cast to the column's type without its length: varchar[] takes any
+    length the column takes."""
     db_type = _target(field).db_type(connection)
     if db_type is None:
         raise ValueError(f"{field} has no column type")
-    return f"%s::{db_type.split('(')[0]}[]"
+    return f"%s::{db_type.split('(')[0]}{'' if one else '[]'}"
+
+
+def _source(fields: Sequence[models.Field], one: bool) -> str:
+    """The rows to write: ``unnest`` of one array per column, or for a
+    single row a ``VALUES`` of plain values (psycopg dumps a value for less
+    than a one-item array: the arrays were a tenth of a single report's
+    Python in cProfile)."""
+    casts = ", ".join(_cast(f, one) for f in fields)
+    return f"(VALUES ({casts}))" if one else f"unnest({casts})"
+
+
+def _values(arrays: list[list], one: bool) -> list:
+    return [array[0] for array in arrays] if one else arrays
 
 
 def _column(field: models.Field, rows: Sequence[models.Model]) -> list:
@@ -74,16 +88,17 @@ def _update_rows_sql(rows: Sequence[models.Model], fields: Sequence[str]) -> tup
     ``{after}`` where a caller may add a condition; ``None`` where the
     columns can't go in as arrays (the ORM's ``bulk_update`` does it)."""
     model = type(rows[0])
-    built = _update_sql_of(model, tuple(fields), connection.vendor)
+    one = len(rows) == 1
+    built = _update_sql_of(model, tuple(fields), connection.vendor, one)
     if built is None:
         return None
     sql, columns = built
-    return sql, [_column(f, rows) for f in columns]
+    return sql, _values([_column(f, rows) for f in columns], one)
 
 
 @cache
 def _update_sql_of(
-    model: type[models.Model], fields: tuple[str, ...], vendor: str
+    model: type[models.Model], fields: tuple[str, ...], vendor: str, one: bool
 ) -> tuple[str, list[models.Field]] | None:
     meta = model._meta
     concrete = [_concrete(meta, name) for name in fields]
@@ -92,12 +107,11 @@ def _update_sql_of(
     pk = meta.pk
     quote = connection.ops.quote_name
     columns = [pk, *concrete]
-    casts = [_array_cast(f) for f in columns]
     names = [quote(column_name(f)) for f in columns]
     assignments = ", ".join(f"{name} = v.{name}" for name in names[1:])
     sql = (
         f"UPDATE {quote(meta.db_table)} AS t SET {assignments}"
-        f" FROM unnest({', '.join(casts)}) AS v({', '.join(names)})"
+        f" FROM {_source(columns, one)} AS v({', '.join(names)})"
         f" WHERE t.{names[0]} = v.{names[0]} AND {{after}}"
     )
     return sql, columns
@@ -165,7 +179,8 @@ class Writes:
         ):
             self._parts.append(lambda: model._default_manager.bulk_create(list(rows)))
             return
-        self._parts.append((_insert_sql(model, fields), [_column(f, rows) for f in fields]))
+        one = len(rows) == 1
+        self._parts.append((_insert_sql(model, fields, one=one), _values([_column(f, rows) for f in fields], one)))
         for row in rows:
             row._state.adding = False
             row._state.db = connection.alias
@@ -188,7 +203,10 @@ class Writes:
             _json_text(values) if _is_json(field) else values
             for field, values in zip(fields, columns.values(), strict=True)
         ]
-        self._parts.append((_insert_sql(model, fields, ignore_conflicts=ignore_conflicts), arrays))
+        one = len(arrays[0]) == 1
+        self._parts.append(
+            (_insert_sql(model, fields, ignore_conflicts=ignore_conflicts, one=one), _values(arrays, one))
+        )
 
     def update_rows(self, rows: Sequence[models.Model], fields: Sequence[str]) -> None:
         """``fields`` of locked rows, by primary key (see ``bulk_update_unnest``)."""
@@ -246,11 +264,13 @@ def _insert_sql(
     *,
     ignore_conflicts: bool = False,
     returning: Sequence[models.Field] = (),
+    one: bool = False,
 ) -> str:
-    """``INSERT … SELECT FROM unnest`` of one array per field, with
-    ``{after}`` where a condition may go (see ``Writes``); built once per
-    shape (building it was a tenth of a rerun's Python)."""
-    return _insert_sql_of(model, tuple(fields), ignore_conflicts, tuple(returning))
+    """``INSERT … SELECT FROM unnest`` of one array per field (``VALUES``
+    for ``one`` row), with ``{after}`` where a condition may go (see
+    ``Writes``); built once per shape (building it was a tenth of a rerun's
+    Python)."""
+    return _insert_sql_of(model, tuple(fields), ignore_conflicts, tuple(returning), one)
 
 
 @cache
@@ -259,11 +279,12 @@ def _insert_sql_of(
     fields: tuple[models.Field, ...],
     ignore_conflicts: bool,
     returning: tuple[models.Field, ...],
+    one: bool,
 ) -> str:
     quote = connection.ops.quote_name
     return (
         f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(column_name(f)) for f in fields)})"
-        f" SELECT * FROM unnest({', '.join(_array_cast(f) for f in fields)}) AS v WHERE {{after}}"
+        f" SELECT * FROM {_source(fields, one)} AS v WHERE {{after}}"
         + (" ON CONFLICT DO NOTHING" if ignore_conflicts else "")
         + (f" RETURNING {', '.join(quote(column_name(f)) for f in returning)}" if returning else "")
     )
@@ -279,9 +300,10 @@ def _insert_arrays(
 ) -> list[tuple]:
     """The INSERT above on its own; the ``returning`` columns of the
     inserted rows."""
-    sql = _insert_sql(model, fields, ignore_conflicts=ignore_conflicts, returning=returning)
+    one = len(arrays[0]) == 1
+    sql = _insert_sql(model, fields, ignore_conflicts=ignore_conflicts, returning=returning, one=one)
     with connection.cursor() as cursor:
-        cursor.execute(sql.replace("{after}", "TRUE"), arrays)
+        cursor.execute(sql.replace("{after}", "TRUE"), _values(arrays, one))
         return cursor.fetchall() if returning else []
 
 

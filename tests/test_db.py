@@ -196,3 +196,30 @@ def test_writes_with_nothing_to_write_send_nothing():
     with CaptureQueriesContext(connection) as queries:
         writes.send()
     assert queries.captured_queries == []
+
+
+@pytest.mark.damages_rows
+def test_one_row_goes_in_as_values_and_many_as_arrays_with_the_same_result():
+    """A single row is written from plain values (cheaper to send than
+    one-item arrays); the rows read back are what was set either way,
+    NULLs and JSON included."""
+    one, *many = _attempts(3)
+    when = timezone.now()
+    for attempt in (one, *many):
+        attempt.failure_message, attempt.started_at = f"boom {attempt.number}", None
+        attempt.status = Attempt.Status.LAUNCHING
+    with CaptureQueriesContext(connection) as queries:
+        bulk_update_unnest([one], ["failure_message", "started_at", "status"])
+        bulk_update_unnest(many, ["failure_message", "started_at", "status"])
+        insert_columns(
+            Event,
+            {"at": [when], "type": ["test.one"], "actor": ["t"], "data": [{"nested": [1, None, "x"]}]},
+        )
+    sqls = [q["sql"] for q in queries.captured_queries]
+    assert "VALUES (" in sqls[0] and "unnest(" not in sqls[0]
+    assert "unnest(" in sqls[1]
+    assert "VALUES (" in sqls[2]
+    for attempt in (one, *many):
+        row = Attempt.objects.get(id=attempt.id)
+        assert (row.failure_message, row.started_at, row.status) == (attempt.failure_message, None, "launching")
+    assert Event.objects.get(type="test.one").data == {"nested": [1, None, "x"]}
