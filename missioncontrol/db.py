@@ -2,15 +2,18 @@
 
 ``QuerySet.bulk_update`` writes one ``CASE WHEN pk = … THEN …`` per row and
 field: for a batch of 100 reports its query compilation alone cost more than
-everything else the batch did (pyinstrument, docs/performance.md). PostgreSQL
-can take each column as one array instead, joined back to the rows by
-primary key: the statement's size, and Python's work, no longer grow with
-rows × fields but with rows + fields.
+everything else the batch did (pyinstrument, docs/performance.md). Here the
+rows go in as one parameter, a JSON array of rows that PostgreSQL takes
+apart (``_source``), joined back to the table by primary key: the
+statement's text is the same for any number of rows, and Python's work is
+one ``json.dumps``. ``Writes`` sends several such writes as one statement.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import uuid
 from collections.abc import Callable, Sequence
 from functools import cache
 
@@ -37,34 +40,49 @@ def column_name(field: models.Field) -> str:
     return field.column
 
 
-def _unnestable(field: models.Field) -> bool:
+def _writable_as_rows(field: models.Field) -> bool:
     target = _target(field)
-    # JSON values need an adapter per value and arrays of them don't mix with
-    # the casts below; the ORM's own path handles those.
+    # A model's JSON values are prepared as adapters, not text: rows with a
+    # JSON field take the ORM's path (``insert_columns`` takes JSON as text).
     return target.get_internal_type() in connection.data_types and target.get_internal_type() != "JSONField"
 
 
-def _cast(field: models.Field, one: bool) -> str:
-    """The placeholder of one column's array (or, for one row, its value),
-    cast to the column's type without its length: varchar[] takes any
-    length the column takes."""
+def _type(field: models.Field) -> str:
+    """The column's type without its length: varchar takes any length the
+    column takes."""
     db_type = _target(field).db_type(connection)
     if db_type is None:
         raise ValueError(f"{field} has no column type")
-    return f"%s::{db_type.split('(')[0]}{'' if one else '[]'}"
+    return db_type.split("(")[0]
 
 
 def _source(fields: Sequence[models.Field], one: bool) -> str:
-    """The rows to write: ``unnest`` of one array per column, or for a
-    single row a ``VALUES`` of plain values (psycopg dumps a value for less
-    than a one-item array: the arrays were a tenth of a single report's
-    Python in cProfile)."""
-    casts = ", ".join(_cast(f, one) for f in fields)
-    return f"(VALUES ({casts}))" if one else f"unnest({casts})"
+    """The rows to write, as a relation of the fields' columns in order.
+    One row is a ``VALUES`` of plain values. Many rows are one JSON array of
+    rows, taken apart by PostgreSQL: psycopg dumps a Python list element by
+    element in Python (type detection, then a dumper per value), which was a
+    tenth of a report batch's Python in cProfile, while ``json.dumps`` runs
+    in C."""
+    if one:
+        return f"(VALUES ({', '.join(f'%s::{_type(f)}' for f in fields)}))"
+    columns = ", ".join(f"(e->>{i})::{_type(f)}" for i, f in enumerate(fields))
+    return f"(SELECT {columns} FROM jsonb_array_elements(%s::jsonb) AS e)"
 
 
 def _values(arrays: list[list], one: bool) -> list:
-    return [array[0] for array in arrays] if one else arrays
+    """The parameters of ``_source`` for the columns' values."""
+    if one:
+        return [array[0] for array in arrays]
+    return [json.dumps(list(zip(*arrays, strict=True)), default=_json_scalar)]
+
+
+def _json_scalar(value: object) -> str:
+    # What a prepared column value may be besides JSON's own types; a
+    # column type's input function reads each back (a time's str() is ISO
+    # with a space, which PostgreSQL reads).
+    if isinstance(value, dt.datetime | dt.date | uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} values can't be written as a column of rows")
 
 
 def _column(field: models.Field, rows: Sequence[models.Model]) -> list:
@@ -75,7 +93,7 @@ def _column(field: models.Field, rows: Sequence[models.Model]) -> list:
     return [None if (value := getattr(row, attname)) is None else prep(value, connection) for row in rows]
 
 
-def bulk_update_unnest(rows: Sequence[models.Model], fields: Sequence[str]) -> None:
+def bulk_update_rows(rows: Sequence[models.Model], fields: Sequence[str]) -> None:
     """Write ``fields`` of every (locked) row in one ``UPDATE``; same effect
     as ``Model.objects.bulk_update(rows, fields)``."""
     writes = Writes()
@@ -84,9 +102,9 @@ def bulk_update_unnest(rows: Sequence[models.Model], fields: Sequence[str]) -> N
 
 
 def _update_rows_sql(rows: Sequence[models.Model], fields: Sequence[str]) -> tuple[str, list] | None:
-    """``UPDATE … FROM unnest(arrays)`` of ``fields`` by primary key, with
+    """``UPDATE … FROM`` the rows (``_source``) of ``fields`` by primary key, with
     ``{after}`` where a caller may add a condition; ``None`` where the
-    columns can't go in as arrays (the ORM's ``bulk_update`` does it)."""
+    columns can't go in as rows (the ORM's ``bulk_update`` does it)."""
     model = type(rows[0])
     one = len(rows) == 1
     built = _update_sql_of(model, tuple(fields), connection.vendor, one)
@@ -102,7 +120,7 @@ def _update_sql_of(
 ) -> tuple[str, list[models.Field]] | None:
     meta = model._meta
     concrete = [_concrete(meta, name) for name in fields]
-    if vendor != "postgresql" or not all(_unnestable(f) for f in concrete):
+    if vendor != "postgresql" or not all(_writable_as_rows(f) for f in concrete):
         return None
     pk = meta.pk
     quote = connection.ops.quote_name
@@ -126,9 +144,9 @@ def unique_or_none(queryset: models.QuerySet):
     return rows[0] if rows else None
 
 
-def bulk_insert_unnest(rows: Sequence[models.Model]) -> None:
+def bulk_insert_rows(rows: Sequence[models.Model]) -> None:
     """Insert new rows whose primary keys are already set (UUIDs made in
-    Python) with one ``INSERT … SELECT FROM unnest(arrays)``: what
+    Python) with one ``INSERT … SELECT`` from the rows (``_source``): what
     ``bulk_create`` sends on PostgreSQL, without its per-object preparation
     (pre_save, per-value adaptation in the compiler), which cost the
     reconcile pass more than the INSERT did. Nothing is read back."""
@@ -139,7 +157,7 @@ def bulk_insert_unnest(rows: Sequence[models.Model]) -> None:
 
 def insert_columns(model: type[models.Model], columns: dict[str, list], *, ignore_conflicts: bool = False) -> None:
     """Insert rows given as columns, ``{attname: values}`` (ids for foreign
-    keys), with one ``INSERT … SELECT FROM unnest(arrays)``: for callers
+    keys), with one ``INSERT … SELECT`` from the rows (``_source``): for callers
     that have tuples, not model instances, and would only build instances
     to have them taken apart again. Nothing is read back. With
     ``ignore_conflicts`` a row that breaks a unique constraint is skipped."""
@@ -166,7 +184,7 @@ class Writes:
         return len(self._parts)
 
     def insert_rows(self, rows: Sequence[models.Model]) -> None:
-        """New rows whose primary keys are set (see ``bulk_insert_unnest``)."""
+        """New rows whose primary keys are set (see ``bulk_insert_rows``)."""
         if not rows:
             return
         model = type(rows[0])
@@ -175,7 +193,7 @@ class Writes:
         if (
             connection.vendor != "postgresql"
             or getattr(rows[0], meta.pk.attname) is None
-            or not all(_unnestable(f) for f in fields)
+            or not all(_writable_as_rows(f) for f in fields)
         ):
             self._parts.append(lambda: model._default_manager.bulk_create(list(rows)))
             return
@@ -209,7 +227,7 @@ class Writes:
         )
 
     def update_rows(self, rows: Sequence[models.Model], fields: Sequence[str]) -> None:
-        """``fields`` of locked rows, by primary key (see ``bulk_update_unnest``)."""
+        """``fields`` of locked rows, by primary key (see ``bulk_update_rows``)."""
         if not rows or not fields:
             return
         built = _update_rows_sql(rows, fields)
@@ -266,7 +284,7 @@ def _insert_sql(
     returning: Sequence[models.Field] = (),
     one: bool = False,
 ) -> str:
-    """``INSERT … SELECT FROM unnest`` of one array per field (``VALUES``
+    """``INSERT … SELECT`` from the rows (``_source``; ``VALUES``
     for ``one`` row), with ``{after}`` where a condition may go (see
     ``Writes``); built once per shape (building it was a tenth of a rerun's
     Python)."""
