@@ -15,7 +15,7 @@ from functools import cache
 
 from django.db import connection
 
-from missioncontrol.db import Columns
+from missioncontrol.db import Columns, key_param, match
 from planning.models import Agent, Plan, PlanningTask, Procedure, Project
 
 from ..models import Attempt, NativeRun, RetiredNativeId
@@ -49,15 +49,16 @@ class _Sql:
         self.requested = Columns(Agent, "ra")
         tasks, attempts = q(PlanningTask._meta.db_table), q(Attempt._meta.db_table)
         agents, runs = q(Agent._meta.db_table), q(NativeRun._meta.db_table)
-        lock = f"SELECT {self.task.sql()} FROM {tasks} t WHERE t.{{key}} = ANY(%s::{{type}}[]) ORDER BY t.id FOR UPDATE"
-        self.by_slug = lock.format(key="slug", type="varchar")
-        self.by_id = lock.format(key="id", type="bigint")
+        lock = f"SELECT {self.task.sql()} FROM {tasks} t WHERE t.{{key}} {{match}} ORDER BY t.id FOR UPDATE"
+        # Each in two forms, for one key and for many (``missioncontrol.db.match``).
+        self.by_slug = {one: lock.format(key="slug", match=match("varchar", one)) for one in (True, False)}
+        self.by_id = {one: lock.format(key="id", match=match("bigint", one)) for one in (True, False)}
         parts = (self.procedure, self.project, self.owner, self.plan, self.assignee, self.attempt, self.requested)
         # The attempts are locked in a CTE of their own (MATERIALIZED: it runs
         # once, as written, whatever the outer join order); the rest is read.
-        self.currents = (
-            f"WITH a AS MATERIALIZED (SELECT {self.attempt.names()} FROM {attempts}"
-            " WHERE task_id = ANY(%s::bigint[]) AND superseded_at IS NULL ORDER BY task_id FOR UPDATE)"
+        self.currents = {
+            one: f"WITH a AS MATERIALIZED (SELECT {self.attempt.names()} FROM {attempts}"
+            f" WHERE task_id {match('bigint', one)} AND superseded_at IS NULL ORDER BY task_id FOR UPDATE)"
             f" SELECT t.id, {', '.join(part.sql() for part in parts)}, n.task_ids, n.run_ids"
             f" FROM {tasks} t"
             f" JOIN {q(Procedure._meta.db_table)} p ON p.id = t.procedure_id"
@@ -70,8 +71,9 @@ class _Sql:
             " LEFT JOIN LATERAL (SELECT array_agg(r.native_task_id ORDER BY r.id) AS task_ids,"
             f" array_agg(r.native_run_id ORDER BY r.id) AS run_ids FROM {runs} r"
             " WHERE r.attempt_id = a.id OR r.claimed_attempt_id = a.id) n ON TRUE"
-            " WHERE t.id = ANY(%s::bigint[])"
-        )
+            f" WHERE t.id {match('bigint', one)}"
+            for one in (True, False)
+        }
         self.parts = parts
 
 
@@ -90,7 +92,11 @@ def lock_tasks(*, slugs: list[str] | None = None, ids: list[int] | None = None) 
         lookup = {"slug__in": slugs} if slugs is not None else {"id__in": ids}
         return list(PlanningTask.objects.select_for_update(of=("self",)).filter(**lookup).order_by("id"))
     with connection.cursor() as cursor:
-        cursor.execute(sql.by_slug if slugs is not None else sql.by_id, [slugs if slugs is not None else ids])
+        keys = slugs if slugs is not None else ids
+        if not keys:
+            return []
+        statements = sql.by_slug if slugs is not None else sql.by_id
+        cursor.execute(statements[len(keys) == 1], [key_param(keys)])
         rows = cursor.fetchall()
     return [sql.task.build(row) for row in rows]  # type: ignore[misc]  # a locked row has its key
 
@@ -108,7 +114,7 @@ def lock_current_attempts(tasks: list[PlanningTask]) -> Currents:
     by_id = {t.id: t for t in tasks}
     ids = list(by_id)
     with connection.cursor() as cursor:
-        cursor.execute(sql.currents, [ids, ids])
+        cursor.execute(sql.currents[len(ids) == 1], [key_param(ids), key_param(ids)])
         rows = cursor.fetchall()
     attempts: dict[int, Attempt] = {}
     native: dict[uuid.UUID, tuple[tuple[str, str], ...]] = {}

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from django.db import connection
 from django.db.models import Q
 
-from missioncontrol.db import Columns, column_name
+from missioncontrol.db import Columns, column_name, key_param, match
 from planning.models import PlanningTask
 
 from ..decisions import ClaimedAttempt, RetiredId
@@ -30,11 +30,11 @@ from . import locks
 
 @dataclass(frozen=True)
 class _Statements:
-    currents: str
+    currents: dict[bool, str]
     attempt: Columns
-    runs: str
+    runs: dict[bool, str]
     run: Columns
-    known: str
+    known: dict[bool, str]
 
 
 @functools.cache
@@ -47,38 +47,46 @@ def _statements() -> _Statements:
         return q(column_name(model._meta.get_field(name)))
 
     attempt, run = Columns(Attempt, "a"), Columns(NativeRun, "r")
-    task_id_type = PlanningTask._meta.pk.db_type(connection)
+    task_id_type = PlanningTask._meta.pk.db_type(connection) or "bigint"
     # Every lock in the order the batch's docstring gives: tasks by id,
     # current attempts by task id, runs by (executor, native_run_id).
     return _Statements(
-        currents=(
-            f"SELECT {attempt.sql()} FROM {attempts_t} a"
-            f" WHERE a.{col(Attempt, 'task')} = ANY(%s::{task_id_type}[]) AND a.{col(Attempt, 'superseded_at')} IS NULL"
+        currents={
+            one: f"SELECT {attempt.sql()} FROM {attempts_t} a"
+            f" WHERE a.{col(Attempt, 'task')} {match(task_id_type, one)} AND a.{col(Attempt, 'superseded_at')} IS NULL"
             f" ORDER BY a.{col(Attempt, 'task')} FOR UPDATE"
-        ),
+            for one in (True, False)
+        },
         attempt=attempt,
-        runs=(
-            f"SELECT {run.sql()} FROM {runs_t} r"
+        runs={
+            True: f"SELECT {run.sql()} FROM {runs_t} r"
+            f" WHERE r.{col(NativeRun, 'executor')} = %s::text AND r.{col(NativeRun, 'native_run_id')} = %s::text"
+            " FOR UPDATE",
+            False: f"SELECT {run.sql()} FROM {runs_t} r"
             f" JOIN unnest(%s::text[], %s::text[]) AS k(executor, run_id)"
             f" ON r.{col(NativeRun, 'executor')} = k.executor AND r.{col(NativeRun, 'native_run_id')} = k.run_id"
-            f" ORDER BY r.{col(NativeRun, 'executor')}, r.{col(NativeRun, 'native_run_id')} FOR UPDATE OF r"
-        ),
+            f" ORDER BY r.{col(NativeRun, 'executor')}, r.{col(NativeRun, 'native_run_id')} FOR UPDATE OF r",
+        },
         run=run,
-        # The attempts reports claim, with who superseded them, and the
-        # retired ids among the native ids: one round trip, the first
-        # column telling the rows apart (a retired id's kind, or "claimed").
-        known=(
-            f"SELECT 'claimed', a.{col(Attempt, 'id')}::text, a.{col(Attempt, 'task')}, a.{col(Attempt, 'number')},"
-            f" a.{col(Attempt, 'superseded_at')}, s.{col(Attempt, 'number')}, s.{col(Attempt, 'requested_by')}::text"
-            f" FROM {attempts_t} a LEFT JOIN {attempts_t} s ON s.{col(Attempt, 'id')} = a.{col(Attempt, 'superseded_by')}"
-            f" WHERE a.{col(Attempt, 'id')} = ANY(%s::uuid[])"
-            f" UNION ALL"
-            f" SELECT x.{col(RetiredNativeId, 'kind')}::text, x.{col(RetiredNativeId, 'value')}::text, NULL,"
-            f" a.{col(Attempt, 'number')}, x.{col(RetiredNativeId, 'retired_at')}, NULL, NULL"
-            f" FROM {retired_t} x JOIN {attempts_t} a ON a.{col(Attempt, 'id')} = x.{col(RetiredNativeId, 'attempt')}"
-            f" WHERE (x.{col(RetiredNativeId, 'kind')} = %s::text AND x.{col(RetiredNativeId, 'value')} = ANY(%s::text[]))"
-            f" OR (x.{col(RetiredNativeId, 'kind')} = %s::text AND x.{col(RetiredNativeId, 'value')} = ANY(%s::text[]))"
-        ),
+        known={one: _known_sql(col, attempts_t, retired_t, one) for one in (True, False)},
+    )
+
+
+def _known_sql(col, attempts_t: str, retired_t: str, one: bool) -> str:
+    """The attempts reports claim, with who superseded them, and the
+    retired ids among the native ids: one round trip, the first column
+    telling the rows apart (a retired id's kind, or "claimed")."""
+    return (
+        f"SELECT 'claimed', a.{col(Attempt, 'id')}::text, a.{col(Attempt, 'task')}, a.{col(Attempt, 'number')},"
+        f" a.{col(Attempt, 'superseded_at')}, s.{col(Attempt, 'number')}, s.{col(Attempt, 'requested_by')}::text"
+        f" FROM {attempts_t} a LEFT JOIN {attempts_t} s ON s.{col(Attempt, 'id')} = a.{col(Attempt, 'superseded_by')}"
+        f" WHERE a.{col(Attempt, 'id')} {match('uuid', one)}"
+        f" UNION ALL"
+        f" SELECT x.{col(RetiredNativeId, 'kind')}::text, x.{col(RetiredNativeId, 'value')}::text, NULL,"
+        f" a.{col(Attempt, 'number')}, x.{col(RetiredNativeId, 'retired_at')}, NULL, NULL"
+        f" FROM {retired_t} x JOIN {attempts_t} a ON a.{col(Attempt, 'id')} = x.{col(RetiredNativeId, 'attempt')}"
+        f" WHERE (x.{col(RetiredNativeId, 'kind')} = %s::text AND x.{col(RetiredNativeId, 'value')} {match('text', one)})"
+        f" OR (x.{col(RetiredNativeId, 'kind')} = %s::text AND x.{col(RetiredNativeId, 'value')} {match('text', one)})"
     )
 
 
@@ -107,7 +115,7 @@ def lock_currents(task_ids: list[int]) -> dict[int, Attempt]:
         )
         return {a.task_id: a for a in qs}
     s = _statements()
-    built = (s.attempt.build(row) for row in _fetch(s.currents, [task_ids]))
+    built = (s.attempt.build(row) for row in _fetch(s.currents[len(task_ids) == 1], [key_param(task_ids)]))
     return {a.task_id: a for a in built if isinstance(a, Attempt)}
 
 
@@ -124,7 +132,10 @@ def lock_runs(keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], NativeRu
         qs = NativeRun.objects.select_for_update(of=("self",)).filter(runs_q).order_by("executor", "native_run_id")
         return {(r.executor, r.native_run_id): r for r in qs}
     s = _statements()
-    rows = _fetch(s.runs, [[e for e, _ in ordered], [r for _, r in ordered]])
+    if len(ordered) == 1:
+        rows = _fetch(s.runs[True], list(ordered[0]))
+    else:
+        rows = _fetch(s.runs[False], [[e for e, _ in ordered], [r for _, r in ordered]])
     built = (s.run.build(row) for row in rows)
     return {(r.executor, r.native_run_id): r for r in built if isinstance(r, NativeRun)}
 
@@ -151,8 +162,12 @@ def read_known(
             ).values_list("kind", "value", "attempt__number", "retired_at")
         ]
     else:
-        params = [sorted(claimed_ids), task_kind, sorted(native_task_ids), run_kind, sorted(native_run_ids)]
-        rows = _fetch(_statements().known, params)
+        keys: list[list] = [sorted(claimed_ids), sorted(native_task_ids), sorted(native_run_ids)]
+        # One of each (a single report that names its attempt) takes the
+        # one-key form; anything else the arrays.
+        one = all(len(k) == 1 for k in keys)
+        claimed_key, task_key, run_key = (key_param(k) if one else k for k in keys)
+        rows = _fetch(_statements().known[one], [claimed_key, task_kind, task_key, run_kind, run_key])
     for kind, key, task_id, number, at, by_number, by_actor in rows:
         if kind == "claimed":
             attempt_id = key if isinstance(key, uuid.UUID) else uuid.UUID(key)

@@ -87,3 +87,17 @@ def test_no_tasks_no_statement():
     with CaptureQueriesContext(connection) as queries:
         assert lock_current_attempts([]).attempts == {}
     assert queries.captured_queries == []
+
+
+def test_one_key_takes_the_statement_without_an_array():
+    """One task is locked and read by ``= key``, which a prepared statement
+    plans once; many by ``= ANY(keys)``; both find the same rows."""
+    made = _tasks()
+    with transaction.atomic(), CaptureQueriesContext(connection) as queries:
+        (one,) = lock_tasks(slugs=[made[2].slug])
+        single = lock_current_attempts([one])
+        many = lock_current_attempts(lock_tasks(ids=[t.id for t in made]))
+    sqls = [q["sql"] for q in queries.captured_queries]
+    assert ["ANY(" in sql for sql in sqls] == [False, False, True, True]
+    assert single.attempts[one.id].id == many.attempts[one.id].id
+    assert single.native == {k: v for k, v in many.native.items() if k == single.attempts[one.id].id}
