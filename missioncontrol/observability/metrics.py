@@ -14,10 +14,11 @@ the values live in this process's default registry."""
 
 from __future__ import annotations
 
+import collections
 import os
 import time
 from collections.abc import Iterable, Iterator
-from typing import Self
+from typing import Any, Self
 
 from django.db.models import Min
 from django.utils import timezone
@@ -114,34 +115,41 @@ def _report_kind(fact: PendingEvent) -> str | None:
 
 
 def count_facts(facts: list[PendingEvent]) -> None:
-    """The ledger listener: O(1) per fact, no queries."""
+    """The ledger listener: O(1) per fact, no queries. The increments are
+    summed per counter and labels first and applied once each: a report
+    batch appends a few hundred facts of a handful of kinds, and a
+    ``labels()`` lookup per fact was a tenth of the batch's Python in
+    cProfile."""
+    counts: collections.Counter[tuple[Any, tuple[str, ...]]] = collections.Counter()
     for fact in facts:
         data = fact.data
-        LEDGER_EVENTS.labels(fact.type).inc()
+        counts[(LEDGER_EVENTS, (fact.type,))] += 1
         action = operator_action(fact)
         if action is not None:
-            OPERATOR_ACTIONS.labels(action).inc()
+            counts[(OPERATOR_ACTIONS, (action,))] += 1
         if fact.type == "attempt.requested":
-            ATTEMPTS_STARTED.labels(str(data.get("kind", ""))).inc()
+            counts[(ATTEMPTS_STARTED, (str(data.get("kind", "")),))] += 1
         elif fact.type == "attempt.status_changed":
             if data.get("kind") == "stalled":
-                STALLS.inc()
+                counts[(STALLS, ())] += 1
         elif fact.type == "task.status_changed":
             status = str(data.get("status", ""))
-            TASK_STATUS_CHANGES.labels(status).inc()
+            counts[(TASK_STATUS_CHANGES, (status,))] += 1
             if status == "blocked" and data.get("reason") == "budget_exhausted":
-                BUDGET_EXHAUSTIONS.inc()
+                counts[(BUDGET_EXHAUSTIONS, ())] += 1
         elif fact.type == "native_run.bound":
-            NATIVE_RUN_BINDINGS.labels("bound", str(data.get("reason") or "")).inc()
+            counts[(NATIVE_RUN_BINDINGS, ("bound", str(data.get("reason") or "")))] += 1
         elif fact.type == "native_run.rejected":
-            NATIVE_RUN_BINDINGS.labels("rejected", str(data.get("reason") or "")).inc()
+            counts[(NATIVE_RUN_BINDINGS, ("rejected", str(data.get("reason") or "")))] += 1
         elif fact.type == "task.marked_inconsistent":
-            INCONSISTENCIES.inc()
+            counts[(INCONSISTENCIES, ())] += 1
         elif fact.type == "plan.paused":
-            PLANS_PAUSED.inc()
+            counts[(PLANS_PAUSED, ())] += 1
         kind = _report_kind(fact)
         if kind is not None:
-            NATIVE_RUN_REPORTS.labels(kind).inc()
+            counts[(NATIVE_RUN_REPORTS, (kind,))] += 1
+    for (counter, labels), n in counts.items():
+        (counter.labels(*labels) if labels else counter).inc(n)
 
 
 class reconcile_timer:
