@@ -87,7 +87,10 @@ QUICK = Sizes(
     m1_reports=(100, 300),
 )
 # What this shared 2-CPU machine can run in about a quarter of an hour: the
-# issue's sizes for P3 and P4, fewer requests for P1/P1b/P2 and M1.
+# issue's sizes for P3 and P4, fewer requests for P1/P1b/P2 and M1. P1 keeps
+# ten batches per client: with 600 tasks (12 requests for 8 clients) a round
+# was one wave of batches and half a wave, their latency rather than the
+# server's throughput.
 MEDIUM = Sizes(
     rounds=3,
     p3_rounds=1,
