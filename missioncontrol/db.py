@@ -79,17 +79,19 @@ def _source(fields: Sequence[models.Field], one: bool) -> str:
     rows, taken apart by PostgreSQL: psycopg dumps a Python list element by
     element in Python (type detection, then a dumper per value), which was a
     tenth of a report batch's Python in cProfile, while ``json.dumps`` runs
-    in C."""
+    in C. A JSON column's values are nested in that document as they are
+    (``e->i``), not encoded on their own first."""
     if one:
         return f"(VALUES ({', '.join(f'%s::{_type(f)}' for f in fields)}))"
-    columns = ", ".join(f"(e->>{i})::{_type(f)}" for i, f in enumerate(fields))
+    columns = ", ".join(f"(e->{i})" if _is_json(f) else f"(e->>{i})::{_type(f)}" for i, f in enumerate(fields))
     return f"(SELECT {columns} FROM jsonb_array_elements(%s::jsonb) AS e)"
 
 
-def _values(arrays: list[list], one: bool) -> list:
-    """The parameters of ``_source`` for the columns' values."""
+def _values(fields: Sequence[models.Field], arrays: list[list], one: bool) -> list:
+    """The parameters of ``_source`` for the columns' values (a JSON
+    column's as Python values)."""
     if one:
-        return [array[0] for array in arrays]
+        return [_json_text(array)[0] if _is_json(f) else array[0] for f, array in zip(fields, arrays, strict=True)]
     return [json.dumps(list(zip(*arrays, strict=True)), default=_json_scalar)]
 
 
@@ -128,7 +130,7 @@ def _update_rows_sql(rows: Sequence[models.Model], fields: Sequence[str]) -> tup
     if built is None:
         return None
     sql, columns = built
-    return sql, _values([_column(f, rows) for f in columns], one)
+    return sql, _values(columns, [_column(f, rows) for f in columns], one)
 
 
 @cache
@@ -215,7 +217,9 @@ class Writes:
             self._parts.append(lambda: model._default_manager.bulk_create(list(rows)))
             return
         one = len(rows) == 1
-        self._parts.append((_insert_sql(model, fields, one=one), _values([_column(f, rows) for f in fields], one)))
+        self._parts.append(
+            (_insert_sql(model, fields, one=one), _values(fields, [_column(f, rows) for f in fields], one))
+        )
         for row in rows:
             row._state.adding = False
             row._state.db = connection.alias
@@ -234,13 +238,10 @@ class Writes:
             rows = [model(**dict(zip(names, values, strict=True))) for values in zip(*columns.values(), strict=True)]
             self._parts.append(lambda: model._default_manager.bulk_create(rows, ignore_conflicts=ignore_conflicts))
             return
-        arrays = [
-            _json_text(values) if _is_json(field) else values
-            for field, values in zip(fields, columns.values(), strict=True)
-        ]
+        arrays = list(columns.values())
         one = len(arrays[0]) == 1
         self._parts.append(
-            (_insert_sql(model, fields, ignore_conflicts=ignore_conflicts, one=one), _values(arrays, one))
+            (_insert_sql(model, fields, ignore_conflicts=ignore_conflicts, one=one), _values(fields, arrays, one))
         )
 
     def update_rows(self, rows: Sequence[models.Model], fields: Sequence[str]) -> None:
@@ -338,7 +339,7 @@ def _insert_arrays(
     one = len(arrays[0]) == 1
     sql = _insert_sql(model, fields, ignore_conflicts=ignore_conflicts, returning=returning, one=one)
     with connection.cursor() as cursor:
-        cursor.execute(sql.replace("{after}", "TRUE"), _values(arrays, one))
+        cursor.execute(sql.replace("{after}", "TRUE"), _values(fields, arrays, one))
         return cursor.fetchall() if returning else []
 
 
@@ -362,7 +363,7 @@ def bulk_insert_new_keys(rows: Sequence[models.Model], key: Sequence[str]) -> bo
             return False
         return True
     fields = [f for f in meta.concrete_fields if f is not meta.pk]
-    arrays = [_json_text([getattr(r, f.attname) for r in rows]) if _is_json(f) else _column(f, rows) for f in fields]
+    arrays = [[getattr(r, f.attname) for r in rows] if _is_json(f) else _column(f, rows) for f in fields]
     key_fields = [_concrete(meta, name) for name in key]
     inserted = {
         tuple(values): pk
