@@ -1,7 +1,8 @@
 """Run as a script by ``test_sqlite.py``, in a process of its own on the
 embedded default (SQLite, no DATABASE_URL): the set-based services each
-write through their own code path there (no ``unnest``), so each is called
-directly, not through a caller that would fall back to the per-task path.
+write through their own code path there (none of PostgreSQL's statements),
+so each is called directly, not through a caller that would fall back to
+the per-task path.
 Prints one JSON line with what it found."""
 
 import json

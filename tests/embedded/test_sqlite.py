@@ -1,5 +1,5 @@
 """The README's run command uses the embedded default: SQLite, no broker
-server. The set-based services write with PostgreSQL's ``unnest`` there and
+server. The set-based services write with PostgreSQL-only statements there and
 with the ORM's bulk methods here; this runs them on SQLite, in a process of
 its own, so a PostgreSQL-only statement cannot slip into that path (one did:
 the reconcile pass's batched retry failed on every pass and fell back to
