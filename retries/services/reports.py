@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from missioncontrol.db import Writes, bulk_insert_new_keys, unique_or_none
@@ -341,8 +341,6 @@ def native_run_report_batch(*, reports: list[RunReport], actor: str) -> list[tup
     if not reports:
         return []
     with transaction.atomic():
-        if len(reports) > 1:
-            _custom_plans()
         for _ in range(3):
             try:
                 with deferred_plan_refresh():
@@ -355,17 +353,6 @@ def native_run_report_batch(*, reports: list[RunReport], actor: str) -> list[tup
                 # round finds and locks that run, keeping the locks it has.
                 continue
         raise ServiceError("conflict", "Native runs of this batch kept being created concurrently; retry.")
-
-
-def _custom_plans() -> None:
-    """A batch's statements carry arrays and IN lists whose sizes change
-    from batch to batch: a prepared statement's generic plan cost the batch
-    a fifth of its throughput (docs/performance.md), so within its
-    transaction PostgreSQL plans each one for its values. A single report
-    keeps the generic plans, which is where they pay."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL plan_cache_mode = force_custom_plan")
 
 
 def _report_batch_locked(reports: list[RunReport], *, actor: str) -> list[tuple[NativeRun, bool]]:

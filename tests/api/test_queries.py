@@ -123,9 +123,12 @@ def test_the_statements_of_a_single_report(task):
     assert new.count("SAVEPOINT") == change.count("SAVEPOINT") == 1, (new, change)
 
 
-def test_a_batch_plans_its_statements_for_their_values_and_a_single_report_does_not(task):
-    """Generic plans of prepared statements cost the batch; a single report
-    keeps them (docs/performance.md, "prepared statements")."""
+def test_a_batch_and_a_single_report_leave_plan_choice_to_postgresql(task):
+    """Neither forces custom or generic plans: with the rows as one JSON
+    parameter and keys as arrays, a batch's statements keep one text
+    whatever its size, and PostgreSQL's own choice (custom for the first
+    runs, then generic where it costs no more) beat forcing custom plans by
+    about a third of PostgreSQL's CPU per report (docs/performance.md)."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -140,6 +143,6 @@ def test_a_batch_plans_its_statements_for_their_values_and_a_single_report_does_
         services.native_run_report_batch(reports=[report("a"), report("b")], actor="x")
     with CaptureQueriesContext(connection) as single:
         services.native_run_report(report=report("c"), actor="x")
-    setting = "SET LOCAL plan_cache_mode = force_custom_plan"
-    assert [q["sql"] for q in batch.captured_queries].count(setting) == 1
-    assert setting not in [q["sql"] for q in single.captured_queries]
+    sqls = [q["sql"] for q in (*batch.captured_queries, *single.captured_queries)]
+    assert not [sql for sql in sqls if "plan_cache_mode" in sql]
+    assert len(batch.captured_queries) <= 8, [q["sql"][:60] for q in batch.captured_queries]
