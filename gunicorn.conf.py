@@ -24,8 +24,8 @@ that answer the JSON shape too instead of gunicorn's HTML page.
 
 import os
 
-WORKERS_PER_CPU = 1
-THREADS = 4
+WORKERS_PER_CPU = 2
+THREADS = 2
 
 workers = int(
     os.environ.get("GUNICORN_WORKERS") or os.environ.get("WEB_CONCURRENCY") or WORKERS_PER_CPU * (os.cpu_count() or 1)
