@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 
 from django.db.models import OuterRef, Q, Subquery
 
@@ -55,12 +56,7 @@ def linked_native_ids(attempts: list[Attempt]) -> dict[uuid.UUID, tuple[tuple[st
     """Every native id linked to each attempt: its own, and those of every
     run bound to it or claiming it (rule 2: a claim by the executor counts).
     One query, through the indexes on a run's attempt and claimed attempt."""
-    ids: dict[uuid.UUID, dict[tuple[str, str], None]] = defaultdict(dict)
-    for attempt in attempts:
-        if attempt.native_task_id:
-            ids[attempt.id][(TASK, attempt.native_task_id)] = None
-        if attempt.native_run_id:
-            ids[attempt.id][(RUN, attempt.native_run_id)] = None
+    runs: dict[uuid.UUID, list[tuple[str, str]]] = defaultdict(list)
     wanted = [a.id for a in attempts]
     if wanted:
         rows = NativeRun.objects.filter(Q(attempt_id__in=wanted) | Q(claimed_attempt_id__in=wanted)).values_list(
@@ -70,9 +66,24 @@ def linked_native_ids(attempts: list[Attempt]) -> dict[uuid.UUID, tuple[tuple[st
         for bound_to, claimed, native_task_id, native_run_id in rows:
             for attempt_id in {bound_to, claimed} & wanted_set:
                 assert attempt_id is not None  # only wanted ids are left
-                ids[attempt_id][(TASK, native_task_id)] = None
-                ids[attempt_id][(RUN, native_run_id)] = None
-    return {attempt_id: tuple(pairs) for attempt_id, pairs in ids.items()}
+                runs[attempt_id].append((native_task_id, native_run_id))
+    linked = {a.id: native_id_pairs(a, runs.get(a.id, ())) for a in attempts}
+    return {attempt_id: pairs for attempt_id, pairs in linked.items() if pairs}
+
+
+def native_id_pairs(attempt: Attempt, runs: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    """The (kind, value) native ids linked to ``attempt``: its own, then
+    the (native task id, native run id) of each run bound to or claiming
+    it, each once, in that order."""
+    pairs: dict[tuple[str, str], None] = {}
+    if attempt.native_task_id:
+        pairs[(TASK, attempt.native_task_id)] = None
+    if attempt.native_run_id:
+        pairs[(RUN, attempt.native_run_id)] = None
+    for native_task_id, native_run_id in runs:
+        pairs[(TASK, native_task_id)] = None
+        pairs[(RUN, native_run_id)] = None
+    return tuple(pairs)
 
 
 def latest_attempts(task_ids: list[int]) -> dict[int, Attempt]:

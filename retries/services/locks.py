@@ -18,10 +18,8 @@ from django.db import connection
 from missioncontrol.db import Columns, key_param, match
 from planning.models import Agent, Plan, PlanningTask, Procedure, Project
 
-from ..models import Attempt, NativeRun, RetiredNativeId
-from .facts import linked_native_ids
-
-TASK, RUN = RetiredNativeId.Kind.TASK, RetiredNativeId.Kind.RUN
+from ..models import Attempt, NativeRun
+from .facts import linked_native_ids, native_id_pairs
 
 
 @dataclass
@@ -134,16 +132,9 @@ def lock_current_attempts(tasks: list[PlanningTask]) -> Currents:
         assert isinstance(attempt, Attempt)
         _cache(attempt, "requested_assignee", requested)
         attempts[task.id] = attempt
-        pairs: dict[tuple[str, str], None] = {}
-        if attempt.native_task_id:
-            pairs[(TASK, attempt.native_task_id)] = None
-        if attempt.native_run_id:
-            pairs[(RUN, attempt.native_run_id)] = None
-        for native_task_id, native_run_id in zip(row[start] or (), row[start + 1] or (), strict=True):
-            pairs[(TASK, native_task_id)] = None
-            pairs[(RUN, native_run_id)] = None
+        pairs = native_id_pairs(attempt, zip(row[start] or (), row[start + 1] or (), strict=True))
         if pairs:
-            native[attempt.id] = tuple(pairs)
+            native[attempt.id] = pairs
     return Currents(attempts, native)
 
 
