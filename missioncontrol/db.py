@@ -112,14 +112,6 @@ def _column(field: models.Field, rows: Sequence[models.Model]) -> list:
     return [None if (value := getattr(row, attname)) is None else prep(value, connection) for row in rows]
 
 
-def bulk_update_rows(rows: Sequence[models.Model], fields: Sequence[str]) -> None:
-    """Write ``fields`` of every (locked) row in one ``UPDATE``; same effect
-    as ``Model.objects.bulk_update(rows, fields)``."""
-    writes = Writes()
-    writes.update_rows(rows, fields)
-    writes.send()
-
-
 def _update_rows_sql(rows: Sequence[models.Model], fields: Sequence[str]) -> tuple[str, list] | None:
     """``UPDATE … FROM`` the rows (``_source``) of ``fields`` by primary key, with
     ``{after}`` where a caller may add a condition; ``None`` where the
@@ -163,17 +155,6 @@ def unique_or_none(queryset: models.QuerySet):
     return rows[0] if rows else None
 
 
-def bulk_insert_rows(rows: Sequence[models.Model]) -> None:
-    """Insert new rows whose primary keys are already set (UUIDs made in
-    Python) with one ``INSERT … SELECT`` from the rows (``_source``): what
-    ``bulk_create`` sends on PostgreSQL, without its per-object preparation
-    (pre_save, per-value adaptation in the compiler), which cost the
-    reconcile pass more than the INSERT did. Nothing is read back."""
-    writes = Writes()
-    writes.insert_rows(rows)
-    writes.send()
-
-
 def insert_columns(model: type[models.Model], columns: dict[str, list], *, ignore_conflicts: bool = False) -> None:
     """Insert rows given as columns, ``{attname: values}`` (ids for foreign
     keys), with one ``INSERT … SELECT`` from the rows (``_source``): for callers
@@ -203,7 +184,10 @@ class Writes:
         return len(self._parts)
 
     def insert_rows(self, rows: Sequence[models.Model]) -> None:
-        """New rows whose primary keys are set (see ``bulk_insert_rows``)."""
+        """New rows whose primary keys are already set (UUIDs made in Python):
+        what ``bulk_create`` sends, without its per-object preparation
+        (pre_save, per-value adaptation in the compiler), which cost the
+        reconcile pass more than the INSERT did. Nothing is read back."""
         if not rows:
             return
         model = type(rows[0])
@@ -245,7 +229,8 @@ class Writes:
         )
 
     def update_rows(self, rows: Sequence[models.Model], fields: Sequence[str]) -> None:
-        """``fields`` of locked rows, by primary key (see ``bulk_update_rows``)."""
+        """``fields`` of locked rows, by primary key: what
+        ``bulk_update`` writes, without its ``CASE WHEN`` per row and field."""
         if not rows or not fields:
             return
         built = _update_rows_sql(rows, fields)

@@ -9,13 +9,25 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from missioncontrol.db import Writes, bulk_insert_rows, bulk_update_rows, insert_columns, unique_or_none
+from missioncontrol.db import Writes, insert_columns, unique_or_none
 from planning.models import Event, PlanningTask
 from retries.models import Attempt, RetiredNativeId
 from tests.factories import AgentFactory, TaskFactory
 from tests.steps import launch
 
 pytestmark = pytest.mark.django_db
+
+
+def bulk_update_rows(rows, fields):
+    writes = Writes()
+    writes.update_rows(rows, fields)
+    writes.send()
+
+
+def bulk_insert_rows(rows):
+    writes = Writes()
+    writes.insert_rows(rows)
+    writes.send()
 
 
 def _attempts(n: int) -> list[Attempt]:
