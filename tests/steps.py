@@ -62,3 +62,9 @@ def current(task: PlanningTask) -> Attempt:
 
 def ago(seconds: float) -> dt.datetime:
     return timezone.now() - dt.timedelta(seconds=seconds)
+
+
+def is_heartbeat_statement(sql: str) -> bool:
+    """The heartbeat's one statement (``retries/services/heartbeats.py``),
+    told from a service's combined write, which also starts with WITH."""
+    return sql.lstrip().startswith("WITH target AS")

@@ -5,7 +5,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from tests.factories import AgentFactory, PlanFactory, ProcedureFactory, ProjectFactory, TaskFactory
-from tests.steps import fail_current, launch, report
+from tests.steps import fail_current, is_heartbeat_statement, launch, report
 
 pytestmark = pytest.mark.django_db
 
@@ -62,7 +62,7 @@ def _kind(sql: str) -> str:
     service's combined write (``missioncontrol.db.Writes``) by name."""
     if sql.startswith("WITH w0 AS ("):
         return "WRITES"
-    if sql.lstrip().startswith("WITH target AS"):
+    if is_heartbeat_statement(sql):
         return "HEARTBEAT"
     return sql.split(maxsplit=1)[0]
 

@@ -17,7 +17,7 @@ from retries import services
 from retries.models import Attempt, NativeRun
 from retries.reconcile import reconcile_pass
 from tests.factories import TEST_EXECUTORS, ProcedureFactory, TaskFactory
-from tests.steps import launch, report
+from tests.steps import is_heartbeat_statement, launch, report
 
 # The production default; tests/settings.py shortens it for the worker tests.
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("coalesce_5s")]
@@ -128,10 +128,6 @@ def test_the_api_answers_a_heartbeat_as_the_full_path_would(running):
     assert a == b
 
 
-def _is_heartbeat(sql: str) -> bool:
-    return sql.lstrip().startswith("WITH target AS")
-
-
 def test_a_heartbeat_of_a_run_this_process_has_not_seen_takes_the_full_path_once(running):
     """Another process made the run (here: the cache is emptied): the report
     is applied by the full path, answered alike, and the next one is the
@@ -149,8 +145,8 @@ def test_a_heartbeat_of_a_run_this_process_has_not_seen_takes_the_full_path_once
     with CaptureQueriesContext(connection) as beat:
         second = client.post("/api/v1/native-runs/", body(task), format="json")
     assert first.status_code == second.status_code == 200
-    assert not any(_is_heartbeat(q["sql"]) for q in full.captured_queries)
-    assert [_is_heartbeat(q["sql"]) for q in beat.captured_queries] == [True]
+    assert not any(is_heartbeat_statement(q["sql"]) for q in full.captured_queries)
+    assert [is_heartbeat_statement(q["sql"]) for q in beat.captured_queries] == [True]
     assert Event.objects.count() == events
     a, b = first.json(), second.json()
     assert a.pop("last_seen_at") < b.pop("last_seen_at")
