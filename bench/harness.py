@@ -7,17 +7,20 @@ process (``bench.cases``) so that one cannot warm or bloat the next.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
 import platform
 import runpy
 import secrets
+import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,6 +33,20 @@ ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 PG_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432").rstrip("/")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/6")
+
+
+def var_dir() -> Path:
+    """The app's MISSIONCONTROL_VAR_DIR (its collected static files) for this
+    run only. A shared one let two runs' collectstatic delete each other's
+    files mid-write (CI saw FileNotFoundError). Made once per run, handed to
+    child processes through BENCH_VAR_DIR, removed by the process that made it."""
+    given = os.environ.get("BENCH_VAR_DIR")
+    if given:
+        return Path(given)
+    made = tempfile.mkdtemp(prefix="mc-bench-var-")
+    os.environ["BENCH_VAR_DIR"] = made
+    atexit.register(shutil.rmtree, made, ignore_errors=True)
+    return Path(made)
 
 
 def log(message: str) -> None:
@@ -108,6 +125,7 @@ SECRET = "bench-" + secrets.token_hex(32)
 def app_env(db_name: str, **extra: str) -> dict[str, str]:
     """Production-like settings: DEBUG off (no query log kept in memory),
     persistent connections as a deployment would use, loopback only."""
+    var = var_dir()  # first, so that the copied environment hands it on
     env = dict(os.environ)
     # The bench's own seeding SQL (bench/datagen.py, also run inside the P2
     # and P4 cases) leaves its parameters untyped: client-side binding for the
@@ -129,7 +147,7 @@ def app_env(db_name: str, **extra: str) -> dict[str, str]:
             "LOG_LEVEL": "WARNING",
             "DJANGO_SETTINGS_MODULE": "missioncontrol.settings",
             "PYTHONPATH": str(ROOT),
-            "MISSIONCONTROL_VAR_DIR": str(ROOT / "bench" / "results" / "var"),
+            "MISSIONCONTROL_VAR_DIR": str(var),
         }
     )
     env.update(extra)
