@@ -14,6 +14,7 @@ from missioncontrol.api.fields import (
     StrictDateTimeField,
     StrictUUIDField,
 )
+from missioncontrol.api.plain import Plain
 from retries.models import NativeRun
 
 
@@ -94,9 +95,29 @@ def _shared() -> tuple[NativeRunReportSerializer, NativeRunSerializer]:
     return report, run
 
 
+@functools.cache
+def _plain() -> Plain:
+    return Plain(_shared()[0])
+
+
 def report_data(data: Any) -> dict[str, Any]:
     """One report's validated data; a 400 (``ValidationError``) otherwise."""
-    return dict(_shared()[0].run_validation(data))
+    plain = _plain()(data)
+    return plain if plain is not None else dict(_shared()[0].run_validation(data))
+
+
+def plain_reports(reports: list[Any]) -> list[dict[str, Any]] | None:
+    """Every report's validated data when all are plainly valid (see
+    ``missioncontrol.api.plain``); None when DRF must validate the list and
+    key its errors by index."""
+    plain = _plain()
+    out = []
+    for report in reports:
+        data = plain(report)
+        if data is None:
+            return None
+        out.append(data)
+    return out
 
 
 def run_body(run: NativeRun) -> dict[str, Any]:
