@@ -131,6 +131,26 @@ def test_a_key_with_a_lone_surrogate_is_refused_without_showing_it(world, operat
     }
 
 
+def test_text_can_only_turn_bad_through_an_escape(world, operator):
+    """The parser looks for NUL and surrogates only in bodies with a ``\\u``
+    escape (decoded UTF-8 holds none, and JSON refuses a raw NUL): a raw NUL
+    is a parse error, and a literal backslash before a ``u`` is only text."""
+    slug = world["task"].slug
+    with no_change():
+        response = operator.post(
+            f"/api/v1/tasks/{slug}/rerun/", b'{"reason": "raw\x00nul"}', content_type="application/json"
+        )
+    assert_api_error(response, 400, "parse_error")
+    literal = "C:\\users\\u0000 and \\ud800"  # backslashes, not escapes
+    response = operator.post(
+        "/api/v1/tasks/",
+        json.dumps({"slug": "lit", "title": literal, "project": "policy", "procedure": "aemeath"}),
+        content_type="application/json",
+    )
+    assert response.status_code == 201, response.content
+    assert response.json()["title"] == literal
+
+
 def test_a_body_that_is_not_utf8_is_a_parse_error(world, operator):
     with no_change():
         response = operator.post(
