@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -157,4 +158,5 @@ def _datetime(value: Any) -> str | None:
     return None if value is None else _DATETIME.to_representation(value)
 
 
-_DATETIME = serializers.DateTimeField()
+# The default time zone named, as StrictDateTimeField does (no lookup of the current one per value).
+_DATETIME = serializers.DateTimeField(default_timezone=timezone.get_default_timezone())
