@@ -98,10 +98,14 @@ def _values(fields: Sequence[models.Field], arrays: list[list], one: bool) -> li
 def _json_scalar(value: object) -> str:
     # What a prepared column value may be besides JSON's own types; a
     # column type's input function reads each back (a time's str() is ISO
-    # with a space, which PostgreSQL reads).
-    if isinstance(value, dt.datetime | dt.date | uuid.UUID):
+    # with a space, which PostgreSQL reads). Called for every such value of
+    # a batch: the exact types are looked up first, subclasses checked after.
+    if type(value) in _TEXT_TYPES or isinstance(value, _TEXT_TYPES):
         return str(value)
     raise TypeError(f"{type(value).__name__} values can't be written as a column of rows")
+
+
+_TEXT_TYPES = (uuid.UUID, dt.datetime, dt.date)
 
 
 def _column(field: models.Field, rows: Sequence[models.Model]) -> list:

@@ -29,11 +29,16 @@ TASK_STATUS_EVENTS = ("task.created", "task.status_changed")
 ATTEMPT_STATUS_EVENTS = ("attempt.requested", "attempt.imported", "attempt.status_changed")
 
 
+# JSON's own scalars, kept as they are without a call per value (a report
+# appends several facts of a handful of values each).
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: v if type(v) in _SCALARS else _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [v if type(v) in _SCALARS else _jsonable(v) for v in value]
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, dt.datetime):
