@@ -6,7 +6,6 @@ writes are one statement per table."""
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
 import uuid
 from collections import defaultdict
@@ -15,6 +14,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models.base import ModelState
 from django.utils import timezone
 
 from missioncontrol.db import Writes, bulk_insert_new_keys, unique_or_none
@@ -169,6 +169,18 @@ def _bind(
             at=now,
         )
     return run_fields, attempt_fields
+
+
+def _snapshot(run: NativeRun) -> NativeRun:
+    """The run as it is now, for the answer (a later report of the same batch
+    may change it): what ``copy.copy`` gives a model (its values, its state,
+    its cached relations), without the pickle protocol's walk."""
+    clone = NativeRun.__new__(NativeRun)
+    clone.__dict__.update(run.__dict__)
+    state = clone._state = ModelState()
+    state.db, state.adding = run._state.db, run._state.adding
+    state.fields_cache = dict(run._state.fields_cache)
+    return clone
 
 
 def _new_run(report: RunReport, task: PlanningTask | None, now: dt.datetime, actor: str) -> NativeRun:
@@ -399,7 +411,7 @@ def _report_batch_locked(reports: list[RunReport], *, actor: str) -> list[tuple[
                 if changed_task and task is not None:
                     task_fields[task.id] += changed_task
                     refresh_plan(task, actor)
-            results.append((copy.copy(run), created, key))
+            results.append((_snapshot(run), created, key))
         # New runs first: a key taken meanwhile is found before anything
         # is written, and the round is retried in the same transaction.
         _insert_runs(new_runs)
