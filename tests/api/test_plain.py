@@ -183,17 +183,7 @@ STAMPS = st.one_of(
     VALUE,
 )
 MISSING = object()
-FIELDS = [
-    "executor",
-    "native_task_id",
-    "native_run_id",
-    "task",
-    "attempt_id",
-    "status",
-    "created_at",
-    "phase",
-    "message",
-]
+FIELDS = list(NativeRunReportSerializer().fields)
 CLEAN = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
 OFFSETS = st.builds(
     lambda h, m: dt.timezone(dt.timedelta(hours=h, minutes=m if h >= 0 else -m)),
