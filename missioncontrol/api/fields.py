@@ -14,8 +14,10 @@ from rest_framework import serializers
 
 from .validators import MAX_INT
 
-_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+# Matched with fullmatch: "$" would also match before a final newline, and
+# uuid.UUID() then raised on the newline (a 500).
+_DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
 class StrictCharField(serializers.CharField):
@@ -50,7 +52,7 @@ class StrictIntegerField(serializers.IntegerField):
 
 class StrictUUIDField(serializers.UUIDField):
     def to_internal_value(self, data):
-        if not isinstance(data, str) or not _UUID.match(data):
+        if not isinstance(data, str) or not _UUID.fullmatch(data):
             self.fail("invalid", value=data)
         return uuid.UUID(data)
 
@@ -66,7 +68,7 @@ class StrictDateTimeField(serializers.DateTimeField):
         super().__init__(**kwargs)
 
     def to_internal_value(self, value):
-        if not isinstance(value, str) or not _DATETIME.match(value):
+        if not isinstance(value, str) or not _DATETIME.fullmatch(value):
             self.fail("invalid")
         # Python keeps microseconds; finer fractions are cut, not refused.
         value = re.sub(r"(\.\d{6})\d+", r"\1", value)

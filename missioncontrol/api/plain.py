@@ -30,6 +30,8 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.fields import empty
 from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
+from .fields import StrictCharField
+
 # What ProhibitNullCharactersValidator and ProhibitSurrogateCharactersValidator refuse.
 _BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
 # Validators whose rule a char field's plain check already holds: the
@@ -68,7 +70,11 @@ def _understood(serializer: serializers.Serializer) -> bool:
         allowed = _CHAR_VALIDATORS if isinstance(field, serializers.CharField) else ()
         if any(not isinstance(v, allowed) for v in field.validators):
             return False
-        if isinstance(field, serializers.CharField) and (not field.trim_whitespace or field.min_length is not None):
+        # Only the strict text field checks its length in to_internal_value;
+        # DRF's own leaves it to a validator, which the plain path skips.
+        if isinstance(field, serializers.CharField) and (
+            not isinstance(field, StrictCharField) or not field.trim_whitespace or field.min_length is not None
+        ):
             return False
     return True
 

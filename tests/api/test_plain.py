@@ -88,6 +88,8 @@ def test_optional_fields_left_out_get_drfs_defaults():
         {"attempt_id": "not-a-uuid"},
         {"attempt_id": 7},
         {"attempt_id": "{" + ATTEMPT + "}"},
+        {"attempt_id": ATTEMPT + "\n"},
+        {"created_at": "2026-11-02T09:14:00Z\n"},
         {"created_at": "2026-11-02"},
         {"created_at": "2026-11-02t09:14:00z"},
         {"created_at": "2026-11-02T09:14:00"},
@@ -153,11 +155,18 @@ class _WithSource(serializers.Serializer):
     name = StrictCharField(source="label")
 
 
+class _WithDrfCharField(serializers.Serializer):
+    # DRF's own text field checks its length in a validator, which the plain path skips.
+    name = serializers.CharField(max_length=5)
+
+
 class _Understood(serializers.Serializer):
     name = StrictCharField(max_length=5)
 
 
-@pytest.mark.parametrize("cls", [_WithValidate, _WithFieldMethod, _WithOtherValidator, _WithInteger, _WithSource])
+@pytest.mark.parametrize(
+    "cls", [_WithValidate, _WithFieldMethod, _WithOtherValidator, _WithInteger, _WithSource, _WithDrfCharField]
+)
 def test_a_serializer_with_rules_plain_does_not_know_is_always_left_to_drf(cls):
     data = {"name": "ok", "count": 1}
     assert not isinstance(cls().run_validation(data), ValidationError)

@@ -151,6 +151,31 @@ def test_text_can_only_turn_bad_through_an_escape(world, operator):
     assert response.json()["title"] == literal
 
 
+@pytest.mark.parametrize(
+    "field, value",
+    [("attempt_id", "0b9f2a4e-4c1d-4f5e-9a7b-2d3c4e5f6a7b\n"), ("created_at", "2026-11-02T09:14:00Z\n")],
+)
+def test_an_id_or_time_with_a_trailing_newline_is_a_400(world, executor, field, value):
+    """A pattern's "$" matches before a final newline: the UUID field let one
+    through to uuid.UUID(), which raised (a 500)."""
+    report = {
+        "executor": "ext",
+        "native_task_id": "nt-nl",
+        "native_run_id": "nr-nl",
+        "task": world["task"].slug,
+        "status": "running",
+        field: value,
+    }
+    for path, body, where in (
+        ("/api/v1/native-runs/", report, field),
+        ("/api/v1/native-runs/batch/", {"reports": [report]}, "0"),
+    ):
+        with no_change():
+            response = executor.post(path, json.dumps(body), content_type="application/json")
+        answer = assert_api_error(response, 400, "invalid")
+        assert where in answer["errors"], answer
+
+
 def test_a_body_that_is_not_utf8_is_a_parse_error(world, operator):
     with no_change():
         response = operator.post(
