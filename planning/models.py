@@ -14,7 +14,8 @@ from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
 slug_validator = RegexValidator(
-    r"^[a-z0-9][a-z0-9._-]*$",
+    # \A…\Z: "$" would also accept a final newline.
+    r"\A[a-z0-9][a-z0-9._-]*\Z",
     "Use lowercase letters, digits, dots, dashes and underscores; start with a letter or digit.",
 )
 

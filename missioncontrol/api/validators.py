@@ -10,7 +10,8 @@ from rest_framework import serializers
 
 # PostgreSQL integer columns.
 MAX_INT = 2_147_483_647
-SLUG_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+# \A…\Z: "$" would also accept a final newline.
+SLUG_PATTERN = r"\A[a-z0-9][a-z0-9._-]*\Z"
 SLUG_PATH_REGEX = r"[a-z0-9][a-z0-9._-]*"
 UUID_PATH_REGEX = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 

@@ -45,6 +45,11 @@ def test_model_validation_errors_are_field_errors():
     with pytest.raises(ServiceError) as exc:
         services.task_create(slug="UPPER", title="x", project=project.slug, procedure=procedure.slug, actor="op")
     assert "slug" in exc.value.errors
+    # A final newline: "$" would have let it through (callers that do not trim, e.g. commands).
+    with pytest.raises(ServiceError) as exc:
+        services.task_create(slug="ok\n", title="x", project=project.slug, procedure=procedure.slug, actor="op")
+    assert "slug" in exc.value.errors
+    assert not PlanningTask.objects.filter(slug__startswith="ok").exists()
 
 
 def test_plan_must_belong_to_the_tasks_project():
