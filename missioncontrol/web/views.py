@@ -30,7 +30,7 @@ from planning import services as planning_services
 from planning.models import PlanningTask
 from retries import selectors as sel
 from retries import services as retry_services
-from retries.decisions import CancelDecision
+from retries.decisions import CancelDecision, Refusal
 
 from .forms import (
     BoardFilterForm,
@@ -192,8 +192,13 @@ def _action_forms(detail: sel.TaskDetail, bound: dict | None = None) -> dict:
     agents = sel.active_agents()
     forms: dict = {}
     previews = retry_services.task_page_previews(task)
+    rerun = previews.rerun.outcome
     if task.status == S.DRAFT:
         forms["launch_form"] = bound.get("launch") or LaunchForm(prefix="launch")
+    elif isinstance(rerun, Refusal) and rerun.code == "not_launched":
+        # Cancelled before its launch: rerun and repair refuse it too (the
+        # rerun decision's answer, shown instead of forms that would fail).
+        forms["not_launched"] = rerun
     else:
         if task.status != S.SUCCEEDED:
             forms["rerun_form"] = bound.get("rerun") or _rerun_form(task, agents, previews.rerun.keep)

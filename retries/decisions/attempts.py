@@ -169,6 +169,23 @@ def decide_launch(task: TaskFacts, attempts: list[AttemptFacts]) -> NextAttempt 
     return _next(task, attempts, kind=AK.INITIAL, explicit=None, reason="launch")
 
 
+def _never_launched(task: TaskFacts, attempts: list[AttemptFacts]) -> Refusal | None:
+    """Rerun and repair make a next attempt, so a task needs a first one: a
+    draft is launched instead, and a draft cancelled before its launch stays
+    cancelled (its cancel said it would never be launched; a rerun would
+    have launched it as attempt #1 of kind rerun). No attempt at all and a
+    zero counter is what a cancelled draft looks like; imported history
+    counts as attempts."""
+    if task.status == TS.DRAFT:
+        return Refusal("not_launched", f"Task {task.slug} was never launched; launch it instead.")
+    if not attempts and task.attempt_count == 0:
+        return Refusal(
+            "not_launched",
+            f"Task {task.slug} was cancelled before it was ever launched; create a new task to run this work.",
+        )
+    return None
+
+
 def decide_rerun(
     task: TaskFacts,
     attempts: list[AttemptFacts],
@@ -182,8 +199,8 @@ def decide_rerun(
     cancelled task; an active one only with ``supersede_active``; past the
     budget only with ``override_budget``."""
     slug = task.slug
-    if task.status == TS.DRAFT:
-        return Refusal("not_launched", f"Task {slug} was never launched; launch it instead.")
+    if refusal := _never_launched(task, attempts):
+        return refusal
     if task.status == TS.SUCCEEDED:
         return Refusal("use_repair", f"Task {slug} succeeded; reopening it needs a repair with a reason.")
     if task.status in PlanningTask.ACTIVE_STATUSES and not supersede_active:
@@ -209,8 +226,8 @@ def decide_repair(
     every earlier attempt, retires all their native ids, keeps the frozen
     assignee unless one is given; numbered after the highest attempt, so a
     damaged counter cannot make it collide."""
-    if task.status == TS.DRAFT:
-        return Refusal("not_launched", f"Task {task.slug} was never launched; launch it instead.")
+    if refusal := _never_launched(task, attempts):
+        return refusal
     number = max((a.number for a in attempts), default=0) + 1
     return _next(task, attempts, kind=AK.REPAIR, explicit=explicit, reason=reason, number=number, retire=attempts)
 

@@ -157,3 +157,24 @@ def test_cancel(status, current_status, expected):
         "stops_retries": decision.cancels is None and not decision.noop,
         "draft": decision.cancels is None and not decision.noop,
     }[expected]
+
+
+@pytest.mark.parametrize(
+    ("facts", "attempts", "refused"),
+    [
+        (dict(status="cancelled", attempt_count=0), [], True),  # a draft cancelled before its launch
+        (dict(status="cancelled", attempt_count=1), [], False),  # a counter says it ran: not this rule's case
+        (dict(status="cancelled", attempt_count=0), [attempt(1, imported=True)], False),  # imported history counts
+        (dict(status="failed", attempt_count=1), [attempt(1, status="failed")], False),
+    ],
+)
+def test_rerun_and_repair_need_a_first_attempt(facts, attempts, refused):
+    for decision in (
+        decide_rerun(task(**facts), attempts, reason="why"),
+        decide_repair(task(**facts), attempts, reason="why"),
+    ):
+        if refused:
+            assert isinstance(decision, Refusal) and decision.code == "not_launched"
+            assert "cancelled before it was ever launched" in decision.detail
+        else:
+            assert isinstance(decision, NextAttempt), decision
