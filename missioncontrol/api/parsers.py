@@ -17,6 +17,7 @@ reports.3.message``); the value is never echoed.
 from __future__ import annotations
 
 import json
+import math
 import re
 from itertools import accumulate
 from typing import Any
@@ -84,6 +85,19 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+class _NumberTooLarge(ValueError):
+    pass
+
+
+def _finite_float(text: str) -> float:
+    # 1e400 is valid JSON that Python reads as infinity, which PostgreSQL's
+    # JSON refuses (a 500 when a task's params held one).
+    value = float(text)
+    if math.isinf(value):
+        raise _NumberTooLarge(text)
+    return value
+
+
 class JSONParser(parsers.JSONParser):
     """DRF's JSONParser with the checks above; always UTF-8 (RFC 8259)."""
 
@@ -100,7 +114,10 @@ class JSONParser(parsers.JSONParser):
         if max_depth(text, depth_limit) > depth_limit:
             raise NestingTooDeep(f"The JSON body nests arrays and objects more than {depth_limit} levels deep.")
         try:
-            data = json.loads(text, parse_constant=_refuse_constant)
+            data = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        except _NumberTooLarge as exc:
+            shown = exc.args[0] if len(exc.args[0]) <= 40 else exc.args[0][:40] + "…"
+            raise exceptions.ParseError(f"The body holds a number too large to store ({shown}).") from None
         except (ValueError, RecursionError) as exc:
             where = f" at line {exc.lineno}, column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else ""
             raise exceptions.ParseError(f"The body is not valid JSON{where}.") from None

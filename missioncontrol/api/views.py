@@ -40,6 +40,9 @@ class _JsonErrors(APIView):
     API's JSON error shape all the same."""
 
     permission_classes = [RolePermission]
+    # Pages to read, like the view sets' reads: OPTIONS had the docs page
+    # render DRF's metadata through its HTML template (a 500).
+    http_method_names = ["get", "head"]
 
     def handle_exception(self, exc):
         response = super().handle_exception(exc)

@@ -176,6 +176,32 @@ def test_an_id_or_time_with_a_trailing_newline_is_a_400(world, executor, field, 
         assert where in answer["errors"], answer
 
 
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "1E999", "0.5e309"])
+def test_a_number_too_large_to_store_is_a_400_not_a_500(world, operator, number):
+    """JSON allows it, Python reads it as infinity, PostgreSQL's JSON refuses
+    infinity: a task's params with one answered 500."""
+    slug = world["task"].slug
+    for method, path, raw in (
+        ("post", "/api/v1/tasks/", '{"slug": "big", "title": "t", "project": "policy", "procedure": "aemeath", '
+         f'"params": {{"x": [{{"y": {number}}}]}}}}'),
+        ("patch", f"/api/v1/tasks/{slug}/", f'{{"params": {{"x": {number}}}}}'),
+    ):  # fmt: skip
+        with no_change():
+            response = getattr(operator, method)(path, raw, content_type="application/json")
+        answer = assert_api_error(response, 400, "parse_error")
+        assert "number too large" in answer["detail"]
+
+
+@pytest.mark.parametrize("path", ["/api/v1/docs/", "/api/v1/schema/"])
+def test_the_schema_and_docs_pages_answer_options_with_a_405(world, operator, path):
+    """OPTIONS had the docs page render DRF's metadata through its HTML
+    template: a 500."""
+    assert_api_error(operator.options(path), 405, "method_not_allowed")
+    for method in ("post", "put", "delete"):  # refused by role before the method is looked at
+        assert_api_error(getattr(operator, method)(path), 403, "permission_denied")
+    assert operator.get(path).status_code == 200
+
+
 def test_a_body_that_is_not_utf8_is_a_parse_error(world, operator):
     with no_change():
         response = operator.post(
