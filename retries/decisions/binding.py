@@ -153,11 +153,13 @@ def explain_binding(state: str, reason: str | None, facts: dict[str, Any] | None
     now_n = f"#{current['number']}" if current.get("number") else "none"
     if state == BOUND:
         how = (
-            f"names attempt #{claimed.get('number')}, the current one"
+            f"named attempt #{claimed.get('number')}, the current one when it was bound"
             if claimed
-            else f"names no attempt; created {_time(facts.get('created_at'))}, at or after attempt {now_n} "
+            else f"named no attempt; created {_time(facts.get('created_at'))}, at or after attempt {now_n} "
             f"was requested ({_time(current.get('requested_at'))})"
         )
+        # Past tense: the facts are the binding's, and a later rerun or
+        # repair supersedes the attempt without unbinding the run.
         return f"Bound to attempt {now_n}: it {how}."
     if state == UNBOUND:
         return "Waiting: the task has no current attempt to bind to; a rerun or repair makes one."

@@ -94,3 +94,21 @@ def test_imported_supersession_is_told_apart():
         run=run(A1), task_id=7, current=None, claimed=claimed, retired=None, now=NOW, clock_skew=SKEW
     ).explanation
     assert "(imported history)" in text and "#None" not in text
+
+
+def test_a_bound_runs_sentence_stays_true_after_its_attempt_is_superseded():
+    """The sentence is built from the binding's facts whenever it is shown:
+    it speaks of then, not of now (a stranger read "the current one" on a
+    run whose attempt a rerun had superseded since)."""
+    decision = decide_binding(
+        run=run(A2),
+        task_id=7,
+        current=CURRENT,
+        claimed=ClaimedAttempt(A2, 7, 2),
+        retired=None,
+        now=NOW,
+        clock_skew=SKEW,
+    )
+    assert decision.state == "bound"
+    text = explain_binding(decision.state, decision.reason, decision.facts)
+    assert text.startswith("Bound to attempt #2: it named attempt #2, the current one when it was bound"), text
