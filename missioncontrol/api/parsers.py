@@ -6,6 +6,9 @@ and objects (400 ``invalid``): the depth is counted by a scan of the raw
 text, without recursion, so a body nested thousands of levels deep is
 refused before Python's JSON decoder could exhaust the stack.
 
+During: a number too large for a float (``1e400``, which Python reads as
+infinity and PostgreSQL's JSON refuses) is a 400 ``parse_error``.
+
 After: no string, key or value, anywhere in the document contains a NUL or
 an unpaired surrogate (``"\\ud800"``): PostgreSQL refuses the first, UTF-8
 cannot encode the second, and a serializer that echoed either in its error
