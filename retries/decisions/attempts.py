@@ -161,6 +161,9 @@ def decide_launch(task: TaskFacts, attempts: list[AttemptFacts]) -> NextAttempt 
         current = _current(attempts)
         if task.status == TS.LAUNCH_REQUESTED and current is not None and current.kind == AK.INITIAL:
             return current
+        # A draft cancelled before its launch was never launched either.
+        if refusal := _never_launched(task, attempts):
+            return refusal
         return Refusal("already_launched", f"Task {task.slug} was launched already; use rerun or repair.")
     if refusal := _inconsistent(task):
         return refusal
@@ -258,5 +261,5 @@ def decide_cancel(task: TaskFacts, attempts: list[AttemptFacts]) -> CancelDecisi
     return CancelDecision(
         False,
         current if active else None,
-        f"cancel {current.label}" if active else f"{current.label} is {current.status}; stop its automatic retries",
+        f"cancel {current.label}" if active else f"stop the automatic retries after {current.label} ({current.status})",
     )

@@ -57,6 +57,13 @@ def test_the_task_page_offers_neither_rerun_nor_repair(cancelled_draft):
     assert f"/tasks/{cancelled_draft.slug}/repair/" not in html
 
 
+def test_launch_says_why_too(cancelled_draft):
+    """Not "launched already; use rerun or repair", which both refuse it."""
+    operator = token_client("op-user", "operator")
+    answer = assert_error(operator.post(f"/api/v1/tasks/{cancelled_draft.slug}/launch/"), 409, "not_launched")
+    assert "before it was ever launched" in answer["detail"]
+
+
 def test_the_repair_command_refuses(cancelled_draft):
     before = db_state()
     result = run("repair_tasks", cancelled_draft.slug, "--reason", "again")

@@ -327,5 +327,7 @@ def test_cancel_is_offered_only_when_there_is_something_to_cancel(operator_clien
 
     assert 'id="cancel"' in detail(operator_client, running).content.decode()
     assert "Will cancel attempt #1" in detail(operator_client, running).content.decode()
-    assert "stop its automatic retries" in detail(operator_client, failed).content.decode()
+    assert (
+        "Will stop the automatic retries after attempt #1 (failed)." in detail(operator_client, failed).content.decode()
+    )
     assert 'id="cancel"' not in detail(operator_client, cancelled).content.decode()
