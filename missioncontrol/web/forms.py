@@ -143,12 +143,13 @@ class RerunForm(_AttemptForm):
 
     def __init__(self, *args, offer_override: bool, offer_supersede: bool, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        # Only the options that apply to the task now are offered; a stale
-        # page that lacks one gets the service's refusal, shown in place.
-        if not offer_override:
-            del self.fields["override_budget"]
-        if not offer_supersede:
-            del self.fields["supersede_active"]
+        # Only the options that apply to the task now are offered (shown); a
+        # stale page that lacks one gets the service's refusal, shown in
+        # place. What was submitted is read whatever the task's state now:
+        # a replay under the same Idempotency-Key must be the same request
+        # after the first one moved the task (the API reads its body as sent).
+        self.offer_override = offer_override
+        self.offer_supersede = offer_supersede
 
 
 class RepairForm(_AttemptForm):

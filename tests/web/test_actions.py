@@ -158,10 +158,10 @@ def test_inconsistent_task_refuses_a_rerun_and_points_to_repair(operator_client)
 
 
 def test_supersede_active_is_offered_only_for_an_active_attempt_and_works(operator_client):
-    assert "supersede_active" not in form_of(operator_client, failed_task(), "rerun").fields
+    assert not form_of(operator_client, failed_task(), "rerun").offer_supersede
     task = running_task()
     form = form_of(operator_client, task, "rerun")
-    assert "supersede_active" in form.fields
+    assert form.offer_supersede
     page = operator_client.get(reverse("task_detail", args=[task.slug])).content.decode()
     assert "it will be cancelled, its executor told to stop" in page
 
@@ -173,10 +173,14 @@ def test_supersede_active_is_offered_only_for_an_active_attempt_and_works(operat
 
 
 def test_override_budget_is_offered_only_when_the_budget_is_spent_and_works(operator_client):
-    assert "override_budget" not in form_of(operator_client, failed_task(), "rerun").fields
+    assert not form_of(operator_client, failed_task(), "rerun").offer_override
+    assert (
+        'name="rerun-override_budget"'
+        not in operator_client.get(reverse("task_detail", args=[failed_task().slug])).content.decode()
+    )
     task = blocked_task()
     form = form_of(operator_client, task, "rerun")
-    assert "override_budget" in form.fields
+    assert form.offer_override
 
     refused = post(operator_client, task, "rerun", rerun_data(form))
     assert refused.status_code == 409 and "budget_exhausted" in refused.content.decode()
@@ -187,6 +191,22 @@ def test_override_budget_is_offered_only_when_the_budget_is_spent_and_works(oper
     assert done.status_code == 200
     task.refresh_from_db()
     assert task.status == PlanningTask.Status.LAUNCH_REQUESTED and task.attempt_count == 2
+
+
+def test_a_replayed_rerun_is_the_same_request_after_the_first_moved_the_task(operator_client):
+    """The same form sent twice with supersede_active on a failed task: the
+    first rerun makes the task active, where the option is offered; the
+    replay must still be the same request (the API's answer), not a 422."""
+    task = failed_task()
+    form = form_of(operator_client, task, "rerun")
+    data = rerun_data(form, supersede_active="on")
+    first = post(operator_client, task, "rerun", data)
+    assert first.status_code == 200
+    before = snapshot(task)
+    again = post(operator_client, task, "rerun", data)
+    assert again.status_code == 200, again.content.decode()[:500]
+    assert "idempotency_key_reused" not in again.content.decode()
+    assert snapshot(task) == before
 
 
 def test_reusing_a_key_with_a_different_request_is_refused(operator_client):
