@@ -112,7 +112,11 @@ class TaskForm(forms.ModelForm):
 
 
 class RepairForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), help_text="Kept in the ledger.")
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        max_length=retry_services.REASON_MAX_LENGTH,
+        help_text="Kept in the ledger.",
+    )
     assignee = forms.ModelChoiceField(
         queryset=Agent.objects.filter(active=True),
         to_field_name="name",

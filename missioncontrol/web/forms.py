@@ -12,6 +12,7 @@ from planning.models import Agent, PlanningTask
 from retries.decisions import FrozenAssignee
 from retries.models import NativeRun
 from retries.selectors import BoardFilters, FilterOptions
+from retries.services import REASON_MAX_LENGTH
 
 REASON_ERRORS = {"required": "Give a reason: it is kept in the ledger."}
 
@@ -102,7 +103,9 @@ class _AttemptForm(forms.Form):
     submitting the form unchanged freezes exactly that agent, active or not.
     Choosing an agent makes it the explicit choice, so it must be active."""
 
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=2000, error_messages=REASON_ERRORS)
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), max_length=REASON_MAX_LENGTH, error_messages=REASON_ERRORS
+    )
     assignee = forms.ChoiceField(required=False, label="Assignee")
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=200)
     # The fields whose change refreshes the preview beside the button.
@@ -193,7 +196,7 @@ class PlanRerunForm(forms.Form):
     when the card is rendered, so a double submit reruns them once."""
 
     tasks = SlugListField(error_messages={"required": "No task to rerun."})
-    reason = forms.CharField(max_length=2000, error_messages=REASON_ERRORS)
+    reason = forms.CharField(max_length=REASON_MAX_LENGTH, error_messages=REASON_ERRORS)
     override_budget = forms.BooleanField(required=False, label="Go past the attempt budget (blocked tasks need it)")
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=200)
 
@@ -206,7 +209,9 @@ class BoardRerunForm(PlanRerunForm):
 
 
 class CancelForm(forms.Form):
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=2000, error_messages=REASON_ERRORS)
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 2}), max_length=REASON_MAX_LENGTH, error_messages=REASON_ERRORS
+    )
 
 
 class LaunchForm(forms.Form):

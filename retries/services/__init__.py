@@ -36,10 +36,20 @@ from .reports import (
     native_run_report_batch,
     native_run_try_bind,
 )
-from .requests import MAX_BULK_RERUN, task_cancel, task_launch, task_repair, task_rerun, task_rerun_many
+from .requests import (
+    MAX_BULK_RERUN,
+    REASON_MAX_LENGTH,
+    check_reason,
+    task_cancel,
+    task_launch,
+    task_repair,
+    task_rerun,
+    task_rerun_many,
+)
 
 __all__ = [
     "MAX_BULK_RERUN",
+    "REASON_MAX_LENGTH",
     "ActionPreview",
     "AttemptResult",
     "Heartbeat",
@@ -49,6 +59,7 @@ __all__ = [
     "attempt_fail_if_stalled",
     "attempt_mark_launching",
     "attempt_record_phase",
+    "check_reason",
     "deferred_plan_refresh",
     "idempotency_keys_expire",
     "known_runs_clear",

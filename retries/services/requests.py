@@ -44,10 +44,22 @@ from .locks import lock_current_attempts, lock_tasks
 MAX_BULK_RERUN = 500
 
 
+# One limit for an operator's reason, whichever interface takes it: the
+# API's schema, the dashboard's forms, the admin's actions, repair_tasks.
+REASON_MAX_LENGTH = 10_000
+
+
 def check_reason(reason: str | None) -> str:
+    """The reason kept in the ledger: required, not blank, at most
+    ``REASON_MAX_LENGTH`` characters once trimmed."""
     if reason is None or not str(reason).strip():
         raise invalid({"reason": ["Give a reason: it is kept in the ledger."]})
-    return str(reason).strip()
+    text = str(reason).strip()
+    if len(text) > REASON_MAX_LENGTH:
+        raise invalid(
+            {"reason": [f"Keep the reason to at most {REASON_MAX_LENGTH:,} characters (it has {len(text):,})."]}
+        )
+    return text
 
 
 def refusal_error(refusal: Refusal) -> ServiceError:

@@ -10,7 +10,7 @@ from missioncontrol.api.fields import StrictBooleanField, StrictCharField, Stric
 from missioncontrol.api.validators import json_object, not_blank, slug
 from planning.models import Agent, Event, PlanningTask, Procedure, Project
 from retries.selectors import task_current_attempt, task_diagnostics
-from retries.services import MAX_BULK_RERUN
+from retries.services import MAX_BULK_RERUN, REASON_MAX_LENGTH
 
 from .attempts import AttemptSerializer
 from .plans import DiagnosticsSerializer
@@ -102,7 +102,7 @@ TASK_READ_ONLY = frozenset(TaskSerializer.Meta.fields) - set(TaskUpdateSerialize
 
 
 class ReasonSerializer(serializers.Serializer):
-    reason = StrictCharField(max_length=10_000, validators=[not_blank])
+    reason = StrictCharField(max_length=REASON_MAX_LENGTH, validators=[not_blank])
 
 
 class RerunSerializer(ReasonSerializer):

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from missioncontrol.errors import ServiceError
 from planning.services import agent_get
-from retries.services import task_repair, task_repair_previews
+from retries.services import check_reason, task_repair, task_repair_previews
 
 
 class Command(BaseCommand):
@@ -26,8 +26,10 @@ class Command(BaseCommand):
     def handle(
         self, *args, slugs, reason, assignee=None, dry_run=False, keep_going=False, actor="repair_tasks", **options
     ):
-        if not reason.strip():
-            raise CommandError("Give a --reason: it is kept in the ledger.")
+        try:
+            reason = check_reason(reason)  # the services' own rule, checked before the dry run too
+        except ServiceError as exc:
+            raise CommandError(" ".join((exc.errors or {}).get("reason", [exc.detail]))) from exc
         agent = None
         if assignee:
             try:
