@@ -13,7 +13,9 @@
   elsewhere;
 - a NUL character or a lone surrogate in the path, in a query parameter or
   in a form field: PostgreSQL refuses NUL in text and UTF-8 cannot encode a
-  lone surrogate, so either would end as a 500 far from here; 400.
+  lone surrogate, so either would end as a 500 far from here; 400;
+- a query string or an urlencoded form that is not UTF-8 once its
+  %-escapes are undone (Django would store U+FFFD in place of the bytes); 400.
 
 JSON bodies are checked by the API's parser (``missioncontrol.api.parsers``),
 which runs after authentication. What was refused is never echoed back: the
@@ -30,6 +32,7 @@ from __future__ import annotations
 import codecs
 import re
 from collections.abc import Callable
+from urllib.parse import unquote_to_bytes
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -48,6 +51,20 @@ BAD_TEXT = "Text may not contain NUL characters or unpaired surrogates."
 def bad_text(text: str) -> bool:
     """A NUL or a lone surrogate: neither can be stored nor encoded."""
     return "\x00" in text or any(0xD800 <= ord(c) <= 0xDFFF for c in text)
+
+
+def utf8_encoded(urlencoded: bytes) -> bool:
+    """Whether a query string or an urlencoded form decodes as UTF-8 once its
+    %-escapes are undone. Django decodes them with errors="replace", so a
+    lone surrogate sent as %ED%A0%80 or a stray %FF would otherwise be
+    stored as U+FFFD, where the API refuses the same bytes."""
+    if b"%" not in urlencoded and urlencoded.isascii():
+        return True
+    try:
+        unquote_to_bytes(urlencoded.replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def charset_allowed(name: str) -> bool:
@@ -121,16 +138,23 @@ class InputHygieneMiddleware:
             return self.bad_text(request, "path")
         if b"\x00" in raw_query or _NUL_ESCAPE.search(raw_query):
             return self.bad_text(request, "query")
+        if not utf8_encoded(raw_query):
+            return self.not_utf8(request, "query")
         for key, values in request.GET.lists():
             if bad_text(key) or any(bad_text(v) for v in values):
                 return self.bad_text(request, "query")
         if not api and request.method == "POST" and request.content_type in _FORM_TYPES:
+            if request.content_type == "application/x-www-form-urlencoded" and not utf8_encoded(request.body):
+                return self.not_utf8(request, "form")
             # The CSRF check reads the same form next; reading it here first
             # costs nothing more.
             for key, values in request.POST.lists():
                 if bad_text(key) or any(bad_text(v) for v in values):
                     return self.bad_text(request, "form")
         return None
+
+    def not_utf8(self, request: HttpRequest, where: str) -> HttpResponse:
+        return errorpages.error_response(request, 400, "invalid", f"The request's {where} is not valid UTF-8.")
 
     def bad_text(self, request: HttpRequest, where: str) -> HttpResponse:
         return errorpages.error_response(

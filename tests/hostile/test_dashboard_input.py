@@ -137,6 +137,36 @@ def test_an_urlencoded_form_with_an_escaped_nul_is_a_400_page(world, dashboard):
     assert_html_error(response, 400)
 
 
+@pytest.mark.parametrize("escaped", ["%ED%A0%80", "%FF%FE", "%C0%80", "caf%E9"])
+def test_a_form_or_query_that_is_not_utf8_is_a_400_page(world, dashboard, escaped):
+    """Django decodes forms and queries with errors="replace": a lone
+    surrogate sent as UTF-8 bytes, or latin-1, was stored as U+FFFD in the
+    ledger (found by probing the dashboard from outside; the API refuses
+    the same bytes)."""
+    task = world["task"]
+    with no_change():
+        form = dashboard.post(
+            f"/tasks/{task.slug}/rerun/",
+            f"rerun-reason={escaped}&rerun-idempotency_key=k-utf8",
+            content_type="application/x-www-form-urlencoded",
+        )
+        query = dashboard.get(f"/?q={escaped}")
+    assert "not valid UTF-8" in assert_html_error(form, 400)
+    assert "not valid UTF-8" in assert_html_error(query, 400)
+
+
+def test_escaped_utf8_text_is_kept(world, dashboard):
+    task = world["task"]
+    response = dashboard.post(
+        f"/tasks/{task.slug}/rerun/",
+        "rerun-reason=caf%C3%A9+%E2%9C%93&rerun-idempotency_key=k-ok",
+        content_type="application/x-www-form-urlencoded",
+    )
+    assert response.status_code in (200, 302), response.content.decode()[:300]
+    task.refresh_from_db()
+    assert task.attempts.order_by("-number").first().reason == "café ✓"
+
+
 def test_a_dashboard_url_over_the_limit_is_a_414_page(dashboard):
     assert_html_error(dashboard.get("/", {"q": "x" * 5000}), 414)
 
