@@ -12,12 +12,12 @@ import uuid
 from django.utils import timezone
 from rest_framework import serializers
 
-from .validators import MAX_INT
+from .validators import MAX_INT, UUID_PATH_REGEX
 
 # Matched with fullmatch: "$" would also match before a final newline, and
 # uuid.UUID() then raised on the newline (a 500).
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
-_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_UUID = re.compile(UUID_PATH_REGEX)
 
 
 class StrictCharField(serializers.CharField):

@@ -20,7 +20,6 @@ for everything: nothing can be skipped by accident.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -32,8 +31,10 @@ from rest_framework.validators import ProhibitSurrogateCharactersValidator
 
 from .fields import StrictCharField
 
-# What ProhibitNullCharactersValidator and ProhibitSurrogateCharactersValidator refuse.
-_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+# The parser's pattern: what ProhibitNullCharactersValidator and
+# ProhibitSurrogateCharactersValidator refuse.
+from .parsers import BAD_TEXT
+
 # Validators whose rule a char field's plain check already holds: the
 # length is checked by the strict fields before trimming, which bounds it after.
 _CHAR_VALIDATORS = (MaxLengthValidator, ProhibitNullCharactersValidator, ProhibitSurrogateCharactersValidator)
@@ -112,7 +113,7 @@ class Plain:
                 value = f.to_internal(value)
             except ValidationError:
                 return None
-            if f.char and ((value == "" and not f.allow_blank) or _BAD_TEXT.search(value)):
+            if f.char and ((value == "" and not f.allow_blank) or BAD_TEXT.search(value)):
                 return None
             out[f.name] = value
         return out

@@ -8,16 +8,15 @@ from typing import Any
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
+from planning.models import slug_validator
+
 # PostgreSQL integer columns.
 MAX_INT = 2_147_483_647
-# \A…\Z: "$" would also accept a final newline.
-SLUG_PATTERN = r"\A[a-z0-9][a-z0-9._-]*\Z"
 SLUG_PATH_REGEX = r"[a-z0-9][a-z0-9._-]*"
 UUID_PATH_REGEX = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
-slug = RegexValidator(
-    SLUG_PATTERN, "Use lowercase letters, digits, dots, dashes and underscores; start with a letter or digit."
-)
+# The models' own slug rule, so the API and the services check one pattern.
+slug = slug_validator
 # Search semantics, as in the schema's `pattern`: at least one visible character.
 not_blank = RegexValidator(r"\S", "Give a reason: it is kept in the ledger.")
 
