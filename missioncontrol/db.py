@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import cache
 from typing import Any
 
@@ -372,6 +372,19 @@ def bulk_insert_new_keys(rows: Sequence[models.Model], key: Sequence[str]) -> bo
     return len(inserted) == len(rows)
 
 
+def instance_of[M: models.Model](
+    model: type[M], attrs: Iterable[tuple[str, Any]], *, db: str | None, adding: bool = False
+) -> M:
+    """An instance holding ``attrs`` as they are, with the state ``from_db``
+    gives it (or ``adding``): no ``Model.__init__``, no signals. For rows
+    read here and for copies of loaded instances."""
+    obj = model.__new__(model)
+    obj.__dict__.update(attrs)
+    state = obj._state = ModelState()
+    state.adding, state.db = adding, db
+    return obj
+
+
 class Columns:
     """A model's concrete columns for a SELECT written once, and the
     instances built from them: what the ORM's compiler would select and
@@ -413,11 +426,7 @@ class Columns:
         # Model.__init__'s walk over the fields' descriptors (a fifth of a
         # locked read's Python): the values, a state that says "from the
         # database", and post_init for whoever listens.
-        obj = model.__new__(model)
-        obj.__dict__.update(zip(self._attnames, converted, strict=True))
-        state = obj._state = ModelState()
-        state.adding = False
-        state.db = db.alias
+        obj = instance_of(model, zip(self._attnames, converted, strict=True), db=db.alias)
         if post_init.has_listeners(model):
             post_init.send(sender=model, instance=obj)
         return obj

@@ -14,10 +14,9 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models.base import ModelState
 from django.utils import timezone
 
-from missioncontrol.db import Writes, bulk_insert_new_keys, unique_or_none
+from missioncontrol.db import Writes, bulk_insert_new_keys, instance_of, unique_or_none
 from missioncontrol.errors import ServiceError
 from planning.ledger import ledger_append, ledger_batch, ledger_batch_into
 from planning.models import PlanningTask
@@ -175,11 +174,8 @@ def _snapshot(run: NativeRun) -> NativeRun:
     """The run as it is now, for the answer (a later report of the same batch
     may change it): what ``copy.copy`` gives a model (its values, its state,
     its cached relations), without the pickle protocol's walk."""
-    clone = NativeRun.__new__(NativeRun)
-    clone.__dict__.update(run.__dict__)
-    state = clone._state = ModelState()
-    state.db, state.adding = run._state.db, run._state.adding
-    state.fields_cache = dict(run._state.fields_cache)
+    clone = instance_of(NativeRun, run.__dict__.items(), db=run._state.db, adding=run._state.adding)
+    clone._state.fields_cache = dict(run._state.fields_cache)
     return clone
 
 
